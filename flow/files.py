@@ -1,0 +1,167 @@
+"""Reading the user's files: CONFIG.json, the weights ``.npz`` and data ``.npy``.
+
+Every problem becomes a ``ValueError`` naming the file, the field and what is
+allowed, so the command line can print it as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
+
+__all__ = ["Design", "load_config", "load_weights", "load_data", "build_layer", "write_json_atomic"]
+
+_FORMAT_KEYS = ("input", "weight", "bias", "output")
+_TOP_KEYS = {"layer", "formats", "array"}
+
+
+@dataclass
+class Design:
+    """A parsed CONFIG.json: the layer, its formats and the array options."""
+
+    layer: LayerConfig
+    formats: dict[str, FixedFormat]
+    array: dict = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> object:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+
+
+def load_config(path: str | os.PathLike) -> Design:
+    """Parse CONFIG.json (design.md, "Command line")."""
+    path = Path(path)
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a JSON object with keys 'layer', 'formats' "
+                         f"and optionally 'array'")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+    for key in ("layer", "formats"):
+        if key not in data:
+            raise ValueError(f"{path}: missing '{key}'")
+        if not isinstance(data[key], dict):
+            raise ValueError(f"{path}: '{key}' must be a JSON object, got {type(data[key]).__name__}")
+    try:
+        layer = LayerConfig.from_dict(data["layer"])
+    except ValueError as err:
+        raise ValueError(f"{path}: layer: {err}") from None
+    if layer.in_channels is None:
+        raise ValueError(f"{path}: layer: 'in_channels' is required (a positive integer)")
+
+    fmts = data["formats"]
+    unknown = set(fmts) - set(_FORMAT_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: formats: unknown key(s) {sorted(unknown)}; allowed: {list(_FORMAT_KEYS)}")
+    needed = [k for k in _FORMAT_KEYS if k != "bias" or layer.use_bias]
+    formats = {}
+    for key in needed:
+        if key not in fmts:
+            raise ValueError(f"{path}: formats: missing '{key}' (e.g. \"fixed<8,3,RND,SAT>\")")
+        try:
+            formats[key] = FixedFormat.parse(fmts[key])
+        except ValueError as err:
+            raise ValueError(f"{path}: formats.{key}: {err}") from None
+
+    array = data.get("array", {})
+    if not isinstance(array, dict):
+        raise ValueError(f"{path}: 'array' must be a JSON object, got {type(array).__name__}")
+    return Design(layer, formats, dict(array))
+
+
+def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def load_weights(path: str | os.PathLike, design: Design) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read ``kernel`` (kernel_size, filters, in_channels) and ``bias`` (filters,) from an ``.npz``."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    if not isinstance(arrays, dict) or "kernel" not in arrays:
+        raise ValueError(f"{path}: missing array 'kernel'; the weights file needs 'kernel' "
+                         f"(kernel_size, filters, in_channels) and 'bias' (filters,)")
+    layer = design.layer
+    kernel = _numeric(arrays["kernel"], f"{path}: kernel")
+    expected = (layer.kernel_size, layer.filters, layer.in_channels)
+    if kernel.shape != expected:
+        raise ValueError(f"{path}: kernel has shape {kernel.shape}, expected (kernel_size, filters, "
+                         f"in_channels) = {expected}")
+    bias = None
+    if layer.use_bias:
+        if "bias" not in arrays:
+            raise ValueError(f"{path}: missing array 'bias' of shape ({layer.filters},) (use_bias is true)")
+        bias = _numeric(arrays["bias"], f"{path}: bias")
+        if bias.shape != (layer.filters,):
+            raise ValueError(f"{path}: bias has shape {bias.shape}, expected (filters,) = ({layer.filters},)")
+    for name, arr in (("kernel", kernel), ("bias", bias)):
+        if arr is not None and not np.isfinite(arr).all():
+            raise ValueError(f"{path}: {name} holds {int((~np.isfinite(arr)).sum())} NaN/inf value(s)")
+    return kernel, bias
+
+
+def load_data(path: str | os.PathLike, design: Design) -> np.ndarray:
+    """Read float input data ``(batch, length, in_channels)`` (or unbatched) from an ``.npy``."""
+    path = Path(path)
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npy file ({err})") from None
+    x = _numeric(np.asarray(x), f"{path}: data")
+    if x.ndim == 2:
+        x = x[None]
+    layer = design.layer
+    channel_axis = 2 if layer.data_format == "channels_last" else 1
+    if x.ndim != 3 or x.shape[channel_axis] != layer.in_channels:
+        layout = "(batch, length, in_channels)" if channel_axis == 2 else "(batch, in_channels, length)"
+        raise ValueError(f"{path}: data has shape {x.shape}, expected {layout} with in_channels="
+                         f"{layer.in_channels}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{path}: data holds {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
+    return x
+
+
+def build_layer(design: Design, kernel: np.ndarray, bias: np.ndarray | None) -> Conv1DTransposeQ:
+    f = design.formats
+    return Conv1DTransposeQ(design.layer, kernel, bias, input_format=f["input"], weight_format=f["weight"],
+                            bias_format=f.get("bias"), output_format=f["output"])
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Amaranth HDL of the transposed-convolution accelerator (see docs/architecture.md)."""

@@ -1,0 +1,431 @@
+"""The MAC array's schedule: how one layer's work maps onto ``pe_count`` PEs, and its timing.
+
+Pure python, no Amaranth: the RTL (`tconv.hw.layer`) takes every parameter of
+its structure from a `Schedule`, the manifest quotes it and the tests check the
+RTL's cycle counts against :meth:`Schedule.frame_cycles`. docs/architecture.md
+explains the names.
+
+Mapping
+-------
+The ``pe_count`` PEs form ``groups`` groups of ``lanes`` PEs. A group multiplies
+one *chunk* of ``lanes`` input channels of the current input step by the
+matching weights of one (tap, filter) pair per cycle and adds the products in a
+pipelined adder tree. The groups are a ``filter_groups`` x ``tap_groups`` grid:
+group ``(gf, gk)`` owns filters ``f = gf + filter_groups * fl`` and taps
+``k = gk + tap_groups * kl``. Within a step it walks ``kl`` (outer), ``fl``,
+then the channel chunk ``c`` (inner), one *item* per cycle, so an input step
+takes ``cycles_per_step = taps_per_group * filters_per_group * chunks`` cycles
+with every lane busy whenever the layer's sizes divide evenly.
+
+Positions
+---------
+Output positions are counted *uncropped* (``i * strides + k * dilation_rate``
+for step ``i`` and tap ``k``) in one global coordinate that runs on across
+frames: a frame starts at its ``base`` and the next frame's base is this frame's
+``base + (L - 1) * strides + tail_span``. Positions live in ``slots`` accumulator
+slots (position modulo ``slots``) until the emitter has read them out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from tconv.model import geometry
+
+__all__ = ["Schedule", "next_pow2", "MAX_OPERAND_BITS", "pipeline_latencies"]
+
+#: Widest two's-complement operand of one ECP5 MULT18X18D (one PE).
+MAX_OPERAND_BITS = 18
+
+
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= ``n`` (``n >= 1``)."""
+    return 1 << (max(int(n), 1) - 1).bit_length()
+
+
+def _log2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+def tree_stages(operands: int) -> int:
+    """Register stages of an adder tree over ``operands`` inputs, registered every two levels."""
+    return (_log2(operands) + 1) // 2
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Pipeline depths in cycles (see docs/architecture.md, "Pipeline").
+
+    Attributes
+    ----------
+    issue_to_write : int
+        From the cycle an item is issued to the cycle its sum is written into
+        its scatter bank (the write lands at the end of that cycle).
+    tree : int
+        Register stages of a group's adder tree.
+    merge : int
+        Register stages that add the tap-group partials and the bias.
+    emit_to_out : int
+        From the cycle the emitter reads the last row of a position to the
+        cycle its output beat can be taken on ``m_axis``.
+    """
+
+    issue_to_write: int
+    tree: int
+    chunk: int
+    merge: int
+    emit_to_out: int
+
+
+def pipeline_latencies(lanes: int, chunks: int, tap_groups: int) -> Latencies:
+    tree = tree_stages(lanes)
+    chunk = 1 if chunks > 1 else 0
+    # x/w registers (1), product register (1), tree, chunk accumulator; the
+    # scatter read needs 2 cycles, so at least 3 cycles from issue to write.
+    issue_to_write = max(2 + tree + chunk, 3)
+    merge = tree_stages(tap_groups + 1)  # tap-group partials + bias
+    # read (1), read-data register (1), merge, activation (1), rounding (1),
+    # overflow (1), output FIFO (1)
+    emit_to_out = 2 + merge + 3 + 1
+    return Latencies(issue_to_write, tree, chunk, merge, emit_to_out)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How one ``Conv1DTranspose`` layer runs on a ``pe_count``-PE array.
+
+    Build it with :meth:`plan`. All attributes are plain ints (or the layer's
+    strings), derived once.
+
+    Attributes
+    ----------
+    lanes : int
+        PEs per group, ``min(next_pow2(in_channels), pe_count)``.
+    groups : int
+        ``pe_count // lanes``, arranged as ``filter_groups x tap_groups``.
+    chunks : int
+        Channel chunks per (tap, filter) item, ``ceil(in_channels / lanes)``.
+    filters_per_group, taps_per_group : int
+        ``ceil(filters / filter_groups)``, ``ceil(kernel_size / tap_groups)``.
+    cycles_per_step : int
+        Array cycles per input step, ``taps_per_group * filters_per_group * chunks``.
+    slots : int
+        Output positions each scatter bank holds (power of two).
+    tail_span : int
+        Positions a frame occupies beyond its last step's position.
+    revisit_steps, revisit_taps : int
+        Step ``i - revisit_steps`` with tap ``k + revisit_taps`` reaches the same
+        position as step ``i`` with tap ``k``; a (step, tap) is a position's first
+        touch when no such earlier pair exists.
+    """
+
+    in_channels: int
+    filters: int
+    kernel_size: int
+    strides: int
+    dilation_rate: int
+    padding: str
+    output_padding: int | None
+    pe_count: int
+    lanes: int = field(init=False)
+    groups: int = field(init=False)
+    filter_groups: int = field(init=False)
+    tap_groups: int = field(init=False)
+    chunks: int = field(init=False)
+    filters_per_group: int = field(init=False)
+    taps_per_group: int = field(init=False)
+    cycles_per_step: int = field(init=False)
+    keff: int = field(init=False)
+    crop_left: int = field(init=False)
+    out_pad: int = field(init=False)
+    tail_span: int = field(init=False)
+    revisit_steps: int = field(init=False)
+    revisit_taps: int = field(init=False)
+    slots: int = field(init=False)
+    frame_queue_depth: int = field(init=False)
+    out_fifo_depth: int = field(init=False)
+    latency: Latencies = field(init=False)
+
+    # ------------------------------------------------------------- planning
+    @classmethod
+    def plan(cls, config, pe_count: int = 64) -> Schedule:
+        """The schedule of ``config`` (a `tconv.model.LayerConfig` or anything
+        with its attributes, ``in_channels`` set) on ``pe_count`` PEs.
+
+        Raises
+        ------
+        ValueError
+            If ``pe_count`` is not a power of two >= 1 or ``in_channels`` is unset.
+        """
+        if isinstance(pe_count, bool) or not isinstance(pe_count, int) or pe_count < 1 \
+                or pe_count & (pe_count - 1):
+            raise ValueError(f"array.pe_count must be a power of two >= 1 (1, 2, 4, ..., 64, ...), "
+                             f"got {pe_count!r}")
+        if not getattr(config, "in_channels", None):
+            raise ValueError("layer.in_channels must be a positive integer to plan the hardware")
+        return cls(in_channels=config.in_channels, filters=config.filters,
+                   kernel_size=config.kernel_size, strides=config.strides,
+                   dilation_rate=config.dilation_rate, padding=config.padding.lower(),
+                   output_padding=config.output_padding, pe_count=pe_count)
+
+    def __post_init__(self):
+        s = object.__setattr__
+        C, F, K = self.in_channels, self.filters, self.kernel_size
+        st, d = self.strides, self.dilation_rate
+        lanes = min(next_pow2(C), self.pe_count)
+        groups = self.pe_count // lanes
+        chunks = -(-C // lanes)
+        best = None
+        gf = groups
+        while gf >= 1:
+            gk = groups // gf
+            t = -(-F // gf) * -(-K // gk) * chunks
+            if best is None or t < best[0]:  # ties keep the larger gf: fewer merges, faster emission
+                best = (t, gf, gk)
+            gf //= 2
+        t, gf, gk = best
+        s(self, "lanes", lanes)
+        s(self, "groups", groups)
+        s(self, "filter_groups", gf)
+        s(self, "tap_groups", gk)
+        s(self, "chunks", chunks)
+        s(self, "filters_per_group", -(-F // gf))
+        s(self, "taps_per_group", -(-K // gk))
+        s(self, "cycles_per_step", t)
+        keff = geometry.effective_kernel(K, d)
+        crop = geometry.crop_left(K, st, self.padding, self.output_padding, d)
+        # output_length(L) == (L - 1) * strides + out_pad for every L >= 1
+        out_pad = geometry.output_length(1, K, st, self.padding, self.output_padding, d)
+        s(self, "keff", keff)
+        s(self, "crop_left", crop)
+        s(self, "out_pad", out_pad)
+        s(self, "tail_span", max(keff, crop + out_pad))
+        j0 = d // math.gcd(st, d)
+        s(self, "revisit_steps", j0)
+        s(self, "revisit_taps", st * j0 // d)
+        s(self, "latency", pipeline_latencies(lanes, chunks, gk))
+        fg = self.filters_per_group
+        in_flight = -(-(fg + self.latency.emit_to_out) // fg) + 2
+        s(self, "out_fifo_depth", next_pow2(in_flight))
+        s(self, "slots", self._choose_slots())
+        s(self, "frame_queue_depth", next_pow2((self.slots - keff) // self.tail_span + 2))
+
+    def _choose_slots(self) -> int:
+        """Smallest power of two that never stalls the array more than a much deeper buffer would.
+
+        The lower bound keeps a step's writes (``keff`` positions) and the
+        previous frame's tail clear of each other; above it, the frame model
+        decides on a few back-to-back frames.
+        """
+        low = next_pow2(self.tail_span + self.keff + self.strides + 1)
+        probe = [6, 6, 1, 2, 6]
+        best_cycles = None
+        candidates = [low << n for n in range(4)]
+        results = []
+        for slots in candidates:
+            object.__setattr__(self, "slots", slots)
+            object.__setattr__(self, "frame_queue_depth", 1 << 30)
+            results.append(self.run(probe)["cycles"])
+        best_cycles = min(results)
+        for slots, cycles in zip(candidates, results):
+            if cycles == best_cycles:
+                return slots
+        raise AssertionError
+
+    # ------------------------------------------------------------ item order
+    @property
+    def bank_words(self) -> int:
+        """Words of one scatter bank: ``slots * filters_per_group``."""
+        return self.slots * self.filters_per_group
+
+    def item(self, t: int) -> tuple[int, int, int]:
+        """(kl, fl, c) of the ``t``-th item of a step."""
+        c = t % self.chunks
+        fl = (t // self.chunks) % self.filters_per_group
+        kl = t // (self.chunks * self.filters_per_group)
+        return kl, fl, c
+
+    def group_of(self, gf: int, gk: int) -> int:
+        """Index of group (gf, gk) in the array."""
+        return gk * self.filter_groups + gf
+
+    def work(self, group: int, t: int) -> tuple[int, int, range]:
+        """(tap k, filter f, channels) group ``group`` computes at item ``t``.
+
+        k or f may lie beyond the layer (padding work when the sizes do not
+        divide evenly); channels are clipped to ``in_channels``.
+        """
+        gk, gf = divmod(group, self.filter_groups)
+        kl, fl, c = self.item(t)
+        k = gk + self.tap_groups * kl
+        f = gf + self.filter_groups * fl
+        lo = c * self.lanes
+        return k, f, range(lo, min(lo + self.lanes, self.in_channels))
+
+    def first_touch(self, step: int, k: int) -> bool:
+        """Whether step ``step`` (within its frame) with tap ``k`` is the first to reach its position."""
+        return step < self.revisit_steps or k + self.revisit_taps >= self.kernel_size
+
+    def first_touch_tap_level(self, gk: int) -> int:
+        """Smallest ``kl`` whose tap ``gk + tap_groups*kl`` is never revisited by a later step."""
+        need = self.kernel_size - self.revisit_taps - gk
+        return max(0, -(-need // self.tap_groups))
+
+    def taps_in_group(self, gk: int) -> int:
+        """Tap levels of tap group ``gk`` that hold a real tap (``k < kernel_size``)."""
+        return max(0, -(-(self.kernel_size - gk) // self.tap_groups))
+
+    def final_offset(self, kl: int, last: bool) -> int:
+        """Final pointer, relative to the step's position, once tap levels ``0..kl`` are written.
+
+        Every position below it can no longer change: later taps of this step
+        reach ``(kl + 1) * tap_groups * dilation_rate`` and beyond, later steps
+        reach ``strides`` and beyond. After the last level of a frame's last step
+        the whole frame is final (``tail_span``).
+        """
+        nxt = (kl + 1) * self.tap_groups
+        if nxt >= self.kernel_size:
+            return self.tail_span if last else self.strides
+        reach = nxt * self.dilation_rate
+        return reach if last else min(reach, self.strides)
+
+    def output_length(self, length: int) -> int:
+        return (length - 1) * self.strides + self.out_pad
+
+    # ----------------------------------------------------------- frame model
+    def run(self, lengths, *, first_cycle: int = 0) -> dict:
+        """Cycle model of the RTL for frames of ``lengths`` steps sent back to back.
+
+        The source offers every step at once and the sink is always ready;
+        the first step's handshake is cycle ``first_cycle``. Returns a dict with
+        ``beats`` (cycle of every output handshake, frame after frame),
+        ``cycles`` (from the first input handshake to the last output handshake,
+        both included) and ``stall_cycles`` (cycles the array waited for free slots).
+        It follows the RTL's controller event by event: items issue one per cycle,
+        a step starts only when its positions are free, a tap level's writes make
+        positions final ``issue_to_write + 1`` cycles after issue, and the emitter
+        spends ``filters_per_group`` cycles on an emitted position and one on a
+        skipped one.
+        """
+        lat = self.latency
+        T, s, fg = self.cycles_per_step, self.strides, self.filters_per_group
+        per_level = fg * self.chunks
+        events = []  # (cycle from which fp is visible, fp value), both non-decreasing
+        frames = []  # (desc visible cycle, base, emit_end, frame_end)
+        free_at = {}  # position -> cycle its slot is free again (visible from)
+        em = {"ep": 0, "t": 0, "ev": 0, "fp": 0, "frame": 0, "base": 0}
+        beats = []
+        stalls = 0
+
+        def emitter_advance(limit_pos):
+            # Process positions while they are final according to known events.
+            while True:
+                ep = em["ep"]
+                fi = em["frame"]
+                if fi < len(frames):
+                    vis, base, emit_end, frame_end = frames[fi]
+                    if ep == frame_end:
+                        em["t"] = max(em["t"], vis) + 1
+                        em["frame"] += 1
+                        em["base"] = ep
+                        continue
+                else:
+                    vis = None
+                if ep >= limit_pos:
+                    return
+                # first cycle at which fp > ep
+                while em["fp"] <= ep:
+                    if em["ev"] >= len(events):
+                        return
+                    ready, val = events[em["ev"]]
+                    em["fp"] = val
+                    em["fp_t"] = ready
+                    em["ev"] += 1
+                start = max(em["t"], em["fp_t"])
+                head = ep - em["base"] < self.crop_left
+                tail = vis is not None and ep >= emit_end
+                if head or tail:
+                    free_at[ep] = start + 1
+                    em["t"] = start + 1
+                else:
+                    last_row = start + fg - 1
+                    free_at[ep] = last_row + 1
+                    em["t"] = last_row + 1
+                    beats.append(last_row + lat.emit_to_out)
+                em["ep"] += 1
+
+        t = first_cycle + 1  # first item issues the cycle after the first handshake
+        base = 0
+        for length in lengths:
+            for i in range(length):
+                last = i == length - 1
+                pstep = base + i * s
+                need = pstep + self.keff - self.slots  # positions below must be free
+                emitter_advance(need)
+                if need > 0:
+                    ready = free_at[need - 1]
+                    if ready > t:
+                        stalls += ready - t
+                        t = ready
+                if last:
+                    frames.append((t + 1, base, pstep + self.crop_left + self.out_pad,
+                                   pstep + self.tail_span))
+                for kl in range(self.taps_per_group):
+                    issue = t + (kl + 1) * per_level - 1
+                    events.append((issue + lat.issue_to_write + 1, pstep + self.final_offset(kl, last)))
+                t += T
+            base = base + (length - 1) * s + self.tail_span
+        emitter_advance(base)
+        total = (beats[-1] - first_cycle + 1) if beats else 0
+        return {"beats": beats, "cycles": total, "stall_cycles": stalls}
+
+    def frame_cycles(self, length: int) -> int:
+        """Cycles of one frame of ``length`` steps on an idle array, source and sink never
+        stalling: from the first input handshake to the last output handshake, both included.
+        (0 for a frame without output.)"""
+        return self.run([length])["cycles"]
+
+    def cycle_formula(self) -> tuple[str, int, int, dict]:
+        """``frame_cycles`` as a closed form: ``(text, per_step, offset, exceptions)``.
+
+        ``frame_cycles(L) == per_step * L + offset`` for every ``L`` except the
+        lengths listed in ``exceptions`` (``{L: cycles}``, only short frames).
+        """
+        n = max(8, 2 * self.slots // max(self.strides, 1) + 4)
+        c = {L: self.frame_cycles(L) for L in range(1, n + 1)}
+        per_step = c[n] - c[n - 1]
+        offset = c[n] - per_step * n
+        exceptions = {L: v for L, v in c.items() if v != per_step * L + offset}
+        text = f"{per_step}*L + {offset}"
+        if exceptions:
+            text += " for L >= {}".format(max(exceptions) + 1)
+            text += "; " + ", ".join(f"L={L}: {v}" for L, v in sorted(exceptions.items()))
+        return text, per_step, offset, exceptions
+
+    def useful_macs(self, length: int) -> int:
+        return length * self.kernel_size * self.filters * self.in_channels
+
+    def utilization(self, length: int) -> float:
+        """MAC utilization of one isolated frame (design.md's definition)."""
+        return self.useful_macs(length) / (self.pe_count * self.frame_cycles(length))
+
+    def summary(self) -> dict:
+        """The manifest's ``array`` entries."""
+        return {
+            "pe_count": self.pe_count,
+            "lanes": self.lanes,
+            "groups": self.groups,
+            "filter_groups": self.filter_groups,
+            "tap_groups": self.tap_groups,
+            "filters_per_group": self.filters_per_group,
+            "taps_per_group": self.taps_per_group,
+            "channel_chunks": self.chunks,
+            "cycles_per_step": self.cycles_per_step,
+            "scatter_slots": self.slots,
+            "scatter_bank_words": self.bank_words,
+            "output_fifo_depth": self.out_fifo_depth,
+            "frame_queue_depth": self.frame_queue_depth,
+            "issue_to_write_latency": self.latency.issue_to_write,
+            "emit_to_output_latency": self.latency.emit_to_out,
+        }

@@ -1,0 +1,289 @@
+"""The arguments of one Keras ``Conv1DTranspose`` layer, validated as Keras does.
+
+`LayerConfig` checks its fields in the order of Keras 3.15's constructor
+(``BaseConvTranspose.__init__``) and raises Keras' own ``ValueError`` messages,
+so a configuration Keras refuses is refused here with the same words. Where
+Keras lets a nonsensical value through and fails later (a float ``filters``, a
+tuple ``padding``, a non-bool ``use_bias``, the ``threshold`` activation) this
+module refuses it at once with a message of its own that names the argument.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import geometry
+from .activations import canonical_name
+
+__all__ = ["LayerConfig"]
+
+# Keys of Conv1DTranspose.get_config() (and Layer keyword arguments) that do not
+# change what the layer computes at inference.
+_IGNORED_KERAS_KEYS = frozenset({
+    "name", "trainable", "dtype", "autocast", "input_dim", "input_shape",
+    "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+    "activity_regularizer", "kernel_constraint", "bias_constraint",
+})
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (numpy ones included) that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _standardize_int(value: Any, name: str, allow_zero: bool = False) -> int:
+    """Keras' ``standardize_tuple(value, 1, name, allow_zero)``, returning an int.
+
+    Keras keeps tuple elements that ``int()`` accepts as they are (``3.5``,
+    ``"3"``, ``True``) and fails on them later; here they are refused with
+    Keras' message for non-integer elements.
+    """
+    error_msg = (
+        f"The `{name}` argument must be a tuple of 1 integers. "
+        f"Received {name}={value}"
+    )
+    # As in Keras, a bare number must be a Python int (numpy integers are refused);
+    # bools, which Keras takes for 0 and 1, are refused too.
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        try:
+            value_tuple = tuple(value)
+        except TypeError:
+            raise ValueError(error_msg) from None
+        if len(value_tuple) != 1:
+            raise ValueError(error_msg)
+        (element,) = value_tuple
+        if not _is_int(element):
+            # Keras' wording, missing separator included.
+            raise ValueError(f"{error_msg}including element {element} of type {type(element)}")
+        number = int(element)
+    if number < 0 or (number == 0 and not allow_zero):
+        req_msg = ">= 0" if allow_zero else "> 0"
+        raise ValueError(
+            f"{error_msg}, including values {{{number}}} that do not satisfy `value {req_msg}`"
+        )
+    return number
+
+
+def _standardize_padding(value: Any) -> str:
+    """Keras' ``standardize_padding`` without its list/tuple pass-through."""
+    allowed_values = {"valid", "same"}  # Keras prints this set; same literal, same order.
+    if not isinstance(value, str):
+        raise ValueError(
+            f"The `padding` argument must be one of {allowed_values}. Received: padding={value!r}"
+        )
+    padding = value.lower()
+    if padding not in allowed_values:
+        raise ValueError(
+            "The `padding` argument must be a list/tuple or one of "
+            f"{allowed_values}. "
+            f"Received: {padding}"
+        )
+    return padding
+
+
+def _standardize_data_format(value: Any) -> str:
+    """Keras' ``standardize_data_format``; None means Keras' default, channels_last."""
+    if value is None:
+        return "channels_last"
+    data_format = str(value).lower()
+    if data_format not in {"channels_first", "channels_last"}:
+        raise ValueError(
+            "The `data_format` argument must be one of "
+            "{'channels_first', 'channels_last'}. "
+            f"Received: data_format={data_format}"
+        )
+    return data_format
+
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """Arguments of a Keras ``Conv1DTranspose`` layer plus its input channel count.
+
+    Fields are spelled and ordered as Keras spells them; ``__post_init__``
+    validates them in Keras' order with Keras' messages and normalises them:
+    1-tuples/lists to ints, ``padding`` and ``data_format`` to lower case, the
+    activation to the name Keras' ``get_config()`` writes (``"linear"`` for
+    None).
+
+    Parameters
+    ----------
+    filters : int
+        Output channels, > 0.
+    kernel_size : int
+        Kernel taps, > 0.
+    strides : int
+        Upsampling factor, > 0.
+    padding : {"valid", "same"}
+        Case-insensitive.
+    output_padding : int or None
+        Extra output steps, ``0 <= output_padding < strides``; None lets Keras
+        infer the length.
+    dilation_rate : int
+        Tap spacing, > 0; only 1 when ``strides > 1``.
+    data_format : {"channels_last", "channels_first"}
+        Layout of the input and output.
+    activation : str or None
+        A Keras activation name (see `tconv.model.activations.NAMES`).
+    use_bias : bool
+        Whether a bias is added.
+    in_channels : int or None
+        Input channels, > 0, or None while unknown.
+
+    Raises
+    ------
+    ValueError
+        For the first invalid field, in Keras' order.
+    """
+
+    filters: int
+    kernel_size: int
+    strides: int = 1
+    padding: str = "valid"
+    output_padding: int | None = None
+    dilation_rate: int = 1
+    data_format: str = "channels_last"
+    activation: str = "linear"
+    use_bias: bool = True
+    in_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        self._set("kernel_size", _standardize_int(self.kernel_size, "kernel_size"))
+        self._set("strides", _standardize_int(self.strides, "strides"))
+        self._set("dilation_rate", _standardize_int(self.dilation_rate, "dilation_rate"))
+        self._set("padding", _standardize_padding(self.padding))
+        if self.output_padding is not None:
+            self._set("output_padding", _standardize_int(self.output_padding, "output_padding",
+                                                         allow_zero=True))
+        self._set("data_format", _standardize_data_format(self.data_format))
+        self._set("activation", canonical_name(self.activation))
+        self._check_use_bias()
+        self._check_filters()
+        self._check_output_padding_vs_strides()
+        self._check_strides_vs_dilation()
+        self._check_in_channels()
+
+    def _set(self, name: str, value: Any) -> None:
+        # The dataclass is frozen; normalising in __post_init__ is the one write.
+        object.__setattr__(self, name, value)
+
+    def _check_use_bias(self) -> None:
+        if not isinstance(self.use_bias, bool):
+            raise ValueError(
+                f"The `use_bias` argument must be a bool. Received use_bias={self.use_bias!r}"
+            )
+
+    def _check_filters(self) -> None:
+        if not _is_int(self.filters):
+            raise ValueError(
+                "Invalid value for argument `filters`. Expected a strictly positive "
+                f"integer. Received filters={self.filters!r}."
+            )
+        if self.filters <= 0:
+            raise ValueError(
+                "Invalid value for argument `filters`. Expected a strictly "
+                f"positive value. Received filters={self.filters}."
+            )
+        self._set("filters", int(self.filters))
+
+    def _check_output_padding_vs_strides(self) -> None:
+        if self.output_padding is not None and self.output_padding >= self.strides:
+            raise ValueError(
+                "`output_padding` must be strictly less than "
+                f"`strides` for all dimensions. At dimension 0, "
+                f"`output_padding` is {self.output_padding} but `strides` is {self.strides}. "
+                f"Received: output_padding={(self.output_padding,)}, "
+                f"strides={(self.strides,)}"
+            )
+
+    def _check_strides_vs_dilation(self) -> None:
+        if self.strides > 1 and self.dilation_rate > 1:
+            raise ValueError(
+                "`strides > 1` not supported in conjunction with "
+                f"`dilation_rate > 1`. Received: strides={(self.strides,)} and "
+                f"dilation_rate={(self.dilation_rate,)}"
+            )
+
+    def _check_in_channels(self) -> None:
+        if self.in_channels is None:
+            return
+        if not _is_int(self.in_channels) or self.in_channels <= 0:
+            raise ValueError(
+                "The `in_channels` argument must be a strictly positive integer or None. "
+                f"Received in_channels={self.in_channels!r}"
+            )
+        self._set("in_channels", int(self.in_channels))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LayerConfig:
+        """Build from a Keras ``get_config()`` dict or a CONFIG.json ``"layer"`` dict.
+
+        Parameters
+        ----------
+        d : Mapping
+            ``filters`` and ``kernel_size`` are required; the other fields are
+            optional; 1-element lists/tuples are accepted wherever Keras accepts
+            them; Keras keys that do not change inference (``name``,
+            ``trainable``, ``dtype``, initializers, regularizers, constraints)
+            are ignored.
+
+        Returns
+        -------
+        LayerConfig
+
+        Raises
+        ------
+        ValueError
+            If ``d`` is not a mapping, lacks a required key, has a key that is
+            neither a field nor an ignored Keras key, or holds an invalid value.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"The layer config must be a dict. Received: {d!r}")
+        fields = list(cls.__dataclass_fields__)
+        unknown = sorted(str(k) for k in d if k not in fields and k not in _IGNORED_KERAS_KEYS)
+        if unknown:
+            raise ValueError(
+                f"Unknown key(s) in the layer config: {', '.join(unknown)}. "
+                f"Accepted keys: {', '.join(fields)} "
+                f"(Keras' {', '.join(sorted(_IGNORED_KERAS_KEYS))} are ignored)."
+            )
+        missing = [k for k in ("filters", "kernel_size") if k not in d]
+        if missing:
+            raise ValueError(f"The layer config lacks required key(s): {', '.join(missing)}.")
+        return cls(**{k: d[k] for k in fields if k in d})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``"layer"`` dict (design.md), JSON-serialisable."""
+        return {
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "output_padding": self.output_padding,
+            "dilation_rate": self.dilation_rate,
+            "data_format": self.data_format,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "in_channels": self.in_channels,
+        }
+
+    @property
+    def keff(self) -> int:
+        """Span of the dilated kernel, ``(kernel_size - 1) * dilation_rate + 1``."""
+        return geometry.effective_kernel(self.kernel_size, self.dilation_rate)
+
+    @property
+    def crop_left(self) -> int:
+        """Leading uncropped output positions Keras drops."""
+        return geometry.crop_left(self.kernel_size, self.strides, self.padding,
+                                  self.output_padding, self.dilation_rate)
+
+    def output_length(self, length: int) -> int:
+        """Output steps for an input of ``length`` steps (>= 1)."""
+        return geometry.output_length(length, self.kernel_size, self.strides, self.padding,
+                                      self.output_padding, self.dilation_rate)

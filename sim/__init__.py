@@ -1,0 +1,1 @@
+"""cocotb testbenches that run the generated Verilog on Icarus and Verilator."""
