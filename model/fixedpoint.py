@@ -69,6 +69,42 @@ def _round_decision(mode: str, gt_half, eq_half, nonzero, negative, floor_odd):
     raise AssertionError(mode)  # modes are validated at construction
 
 
+# Widths whose scaled values stay below 2**51, where float rounding formulas are exact.
+_FAST_FLOAT_WIDTH = 49
+
+
+def _ties_to_zero(v):
+    return np.copysign(np.ceil(np.abs(v) - 0.5), v)
+
+
+def _ties_away(v):
+    return np.copysign(np.floor(np.abs(v) + 0.5), v)
+
+
+#: Float rounding to an integer by quantization mode (exact for |v| < 2**51).
+_ROUND_FLOAT = {
+    "TRN": np.floor,
+    "TRN_ZERO": np.trunc,
+    "RND": lambda v: np.floor(v + 0.5),
+    "RND_ZERO": _ties_to_zero,
+    "RND_MIN_INF": lambda v: np.ceil(v - 0.5),
+    "RND_INF": _ties_away,
+    "RND_CONV": np.rint,
+}
+
+#: Integer rounding by ``s`` bits, as hardware does it: add a constant to the
+#: dropped bits, then shift right (floor). Safe from int64 overflow for |a| <= 2**61.
+_ROUND_SHIFT = {
+    "TRN": lambda a, s: a >> s,
+    "TRN_ZERO": lambda a, s: (a + (a < 0) * np.int64((1 << s) - 1)) >> s,
+    "RND": lambda a, s: (a + np.int64(1 << (s - 1))) >> s,
+    "RND_ZERO": lambda a, s: (a + np.int64((1 << (s - 1)) - 1) + (a < 0)) >> s,
+    "RND_MIN_INF": lambda a, s: (a + np.int64((1 << (s - 1)) - 1)) >> s,
+    "RND_INF": lambda a, s: (a + np.int64(1 << (s - 1)) - (a < 0)) >> s,
+    "RND_CONV": lambda a, s: (a + np.int64((1 << (s - 1)) - 1) + ((a >> s) & 1)) >> s,
+}
+
+
 @dataclass(frozen=True)
 class FixedFormat:
     """An ``ap_fixed``-style fixed-point format.
@@ -210,24 +246,34 @@ class FixedFormat:
 
         NaN or infinity raises ``ValueError`` (``name`` says which data it was).
         """
-        return self.quantize_with_flags(x, name=name)[0]
+        return self._quantize(x, name, flags=False)[0]
 
     def quantize_with_flags(self, x, *, name: str = "value") -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`quantize`, also returning a bool mask of values that overflowed."""
+        return self._quantize(x, name, flags=True)
+
+    def _quantize(self, x, name: str, flags: bool):
         try:
             v = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be numeric to be quantized to {self}") from None
-        bad = ~np.isfinite(v)
-        if bad.any():
+        if not np.isfinite(v).all():
+            bad = ~np.isfinite(v)
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(f"{name} holds {int(bad.sum())} NaN/inf value(s) (first at index {where}); "
                              f"only finite values can be quantized to {self}")
-        v = self._scale_exactly(v)
+        v = self._scale_exactly(v)  # |v| <= 2**(width + 1)
+        if self.width <= _FAST_FLOAT_WIDTH:
+            # |v| < 2**52: adding or subtracting one half is exact, so each mode is a
+            # one-line float formula, and the range ends are exact floats.
+            rounded = _ROUND_FLOAT[self.rounding](v)
+            over = (rounded > self.max_code) | (rounded < self._low) if flags else None
+            if self.overflow == "WRAP":
+                return self._wrap(rounded.astype(np.int64)), over
+            return self._saturate(rounded, self.max_code, self._low).astype(np.int64), over
         floor = np.floor(v)
-        rem = v - floor  # exact, in [0, 1)
-        up = _round_decision(self.rounding, rem > 0.5, rem == 0.5, rem != 0, v < 0,
-                             np.fmod(floor, 2) != 0)
+        rem = v - floor  # exact, in [0, 1]
+        up = _round_decision(self.rounding, rem > 0.5, rem == 0.5, rem != 0, v < 0, np.fmod(floor, 2) != 0)
         rounded = floor + up
         # Compare with powers of two, exact in float64 at any width (max_code
         # itself may not be representable).
@@ -239,11 +285,11 @@ class FixedFormat:
             over_lo = rounded < -top
         else:
             over_lo = rounded <= -top  # SAT_SYM: the most negative code is out of range
+        over = over_hi | over_lo
         if self.overflow == "WRAP":
             rounded = np.fmod(rounded, np.ldexp(1.0, self.width))  # exact, |.| < 2**W
-            return self._wrap(rounded.astype(np.int64)), over_hi | over_lo
-        safe = np.where(over_hi | over_lo, 0.0, rounded).astype(np.int64)
-        return self._saturate(safe, over_hi, over_lo), over_hi | over_lo
+            return self._wrap(rounded.astype(np.int64)), over
+        return self._saturate_flagged(np.where(over, 0.0, rounded).astype(np.int64), over_hi, over_lo)
 
     def _scale_exactly(self, x: np.ndarray) -> np.ndarray:
         """``x * 2**frac`` with the same floor, remainder and sign as the exact product.
@@ -260,7 +306,9 @@ class FixedFormat:
             edge = np.ldexp(1.0, self.integer + 1)
             x = np.clip(x, -edge, edge)
         v = np.ldexp(x, self.frac)
-        return np.where((v == 0) & (x != 0), np.copysign(np.nextafter(0.0, 1.0), x), v)
+        if self.frac < 0:  # only scaling down can underflow
+            v = np.where((v == 0) & (x != 0), np.copysign(np.nextafter(0.0, 1.0), x), v)
+        return v
 
     def dequantize(self, codes) -> np.ndarray:
         """int codes to float64 values (exact for widths up to 53 bits)."""
@@ -269,24 +317,26 @@ class FixedFormat:
     def requantize(self, codes, frac: int) -> np.ndarray:
         """Exact integers with ``frac`` fractional bits to codes of this format.
 
-        This is the hardware's requantization: the same rounding table as
-        :meth:`quantize`, on integers. ``codes`` must be below 2**62 in magnitude.
+        This is the hardware's requantizer: add a mode-dependent constant to the
+        dropped bits, shift right, then apply the overflow mode. ``codes`` must
+        be below 2**61 in magnitude.
         """
-        return self.requantize_with_flags(codes, frac)[0]
+        return self._requantize(codes, frac, flags=False)[0]
 
     def requantize_with_flags(self, codes, frac: int) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`requantize`, also returning a bool mask of values that overflowed."""
+        return self._requantize(codes, frac, flags=True)
+
+    def _requantize(self, codes, frac: int, flags: bool):
         a = np.asarray(codes, dtype=np.int64)
         shift = frac - self.frac
         if shift > 0:
-            # |a| < 2**62, so a shift by 63 already drops every bit but the sign.
-            s = min(shift, 63)
-            floor = a >> s
-            rem = a & np.int64((1 << s) - 1) if s < 63 else a & np.int64(np.iinfo(np.int64).max)
-            half = np.int64(1 << (s - 1))
-            up = _round_decision(self.rounding, rem > half, rem == half, rem != 0, a < 0,
-                                 (floor & 1) != 0)
-            return self._overflow(floor + up.astype(np.int64))
+            # |a| <= 2**61, so a shift by 63 already drops every bit but the sign.
+            v = _ROUND_SHIFT[self.rounding](a, min(shift, 63))
+            over = (v > self.max_code) | (v < self._low) if flags else None
+            if self.overflow == "WRAP":
+                return self._wrap(v), over
+            return self._saturate(v, self.max_code, self._low), over
         # No bits are dropped: a left shift, whose overflow is decided before
         # shifting so int64 never overflows.
         k = -shift
@@ -297,29 +347,29 @@ class FixedFormat:
                 return np.zeros_like(a), over_hi | over_lo
             mask = np.int64((1 << (self.width - k)) - 1)
             return self._wrap((a & mask) << np.int64(k)), over_hi | over_lo
-        safe = np.where(over_hi | over_lo, 0, a) << np.int64(min(k, 62))
-        return self._saturate(safe, over_hi, over_lo), over_hi | over_lo
+        return self._saturate_flagged(a << np.int64(min(k, 62)), over_hi, over_lo)
 
     # -------------------------------------------------------------- overflow
-    def _overflow(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Apply the overflow mode to exact integers (|v| < 2**63)."""
-        over_hi = v > self.max_code
-        over_lo = v < self._low
-        if self.overflow == "WRAP":
-            return self._wrap(v), over_hi | over_lo
-        return self._saturate(np.where(over_hi | over_lo, 0, v), over_hi, over_lo), over_hi | over_lo
-
     def _wrap(self, v: np.ndarray) -> np.ndarray:
-        v = v & np.int64((1 << self.width) - 1)
+        """Two's-complement wrap-around to ``width`` bits (|v| < 2**62)."""
         if self.signed:
-            v = np.where(v > self.max_code, v - np.int64(1 << self.width), v)
-        return v.astype(np.int64)
+            half = np.int64(1 << (self.width - 1))
+            return ((v + half) & np.int64((1 << self.width) - 1)) - half
+        return v & np.int64((1 << self.width) - 1)
 
-    def _saturate(self, v: np.ndarray, over_hi: np.ndarray, over_lo: np.ndarray) -> np.ndarray:
-        """``v`` holds in-range values where neither mask is set."""
+    def _saturate(self, v: np.ndarray, hi, lo) -> np.ndarray:
+        """The saturating overflow modes on exact values ``v`` (ints or integral floats)."""
         if self.overflow == "SAT_ZERO":
-            return np.where(over_hi | over_lo, 0, v).astype(np.int64)
-        return np.where(over_hi, self.max_code, np.where(over_lo, self._low, v)).astype(np.int64)
+            return np.where((v > hi) | (v < lo), 0, v)
+        return np.clip(v, lo, hi)  # SAT, and SAT_SYM through ``_low``
+
+    def _saturate_flagged(self, v: np.ndarray, over_hi: np.ndarray, over_lo: np.ndarray):
+        """The saturating modes where overflow was decided beforehand; ``v`` is
+        only meaningful where neither flag is set."""
+        over = over_hi | over_lo
+        if self.overflow == "SAT_ZERO":
+            return np.where(over, 0, v).astype(np.int64), over
+        return np.where(over_hi, self.max_code, np.where(over_lo, self._low, v)).astype(np.int64), over
 
     @property
     def _low(self) -> int:

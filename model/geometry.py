@@ -67,24 +67,52 @@ def taps_per_output(kernel_size: int, strides: int, dilation_rate: int) -> int:
 
 
 def scatter_taps(x: np.ndarray, kernel: np.ndarray, strides: int, dilation_rate: int,
-                 crop: int, out_len: int) -> np.ndarray:
+                 crop: int, out_len: int, dtype=None) -> np.ndarray:
     """Transposed convolution without bias or activation, channels_last.
 
     ``x`` is ``(batch, length, in_channels)``, ``kernel`` is Keras'
     ``(kernel_size, filters, in_channels)``. Returns ``(batch, out_len, filters)``
-    in the result dtype of ``x @ kernel``. One matrix product computes every
-    (step, tap, filter) partial sum; the taps are then added at their strided
-    positions, so no inserted zero is ever multiplied.
+    in ``dtype`` (default: the result dtype of ``x @ kernel``). One matrix
+    product computes every (step, tap, filter) partial sum; the taps are then
+    added at their positions, so no inserted zero is ever multiplied.
     """
     batch, length, _ = x.shape
     kernel_size, filters, in_channels = kernel.shape
     # (batch*length, C) @ (C, K*F) -> (batch, length, K, F)
     w2 = kernel.transpose(2, 0, 1).reshape(in_channels, kernel_size * filters)
+    if dtype is not None:
+        x, w2 = x.astype(dtype, copy=False), w2.astype(dtype, copy=False)
     prod = (x.reshape(batch * length, in_channels) @ w2).reshape(batch, length, kernel_size, filters)
-    full = max((length - 1) * strides + effective_kernel(kernel_size, dilation_rate), crop + out_len)
-    y = np.zeros((batch, full, filters), dtype=prod.dtype)
-    span = (length - 1) * strides + 1
-    for k in range(kernel_size):
-        start = k * dilation_rate
-        y[:, start:start + span:strides, :] += prod[:, :, k, :]
-    return y[:, crop:crop + out_len, :]
+    if dilation_rate == 1 and strides > 1:
+        y = _add_phases(prod, strides)
+    else:
+        # Tap k lands at i*strides + k*dilation_rate.
+        span = (length - 1) * strides + 1
+        y = np.zeros(((length - 1) * strides + effective_kernel(kernel_size, dilation_rate), batch, filters),
+                     dtype=prod.dtype)
+        prod_t = prod.transpose(2, 1, 0, 3)  # (K, length, batch, F): whole time rows per add
+        for k in range(kernel_size):
+            start = k * dilation_rate
+            y[start:start + span:strides] += prod_t[k]
+        y = y.transpose(1, 0, 2)
+    full = y.shape[1]
+    if crop + out_len > full:  # positions no tap reaches (output_padding) hold zero
+        y = np.concatenate([y, np.zeros((batch, crop + out_len - full, filters), dtype=y.dtype)], axis=1)
+    return np.ascontiguousarray(y[:, crop:crop + out_len, :])
+
+
+def _add_phases(prod: np.ndarray, strides: int) -> np.ndarray:
+    """Sum taps at ``i*strides + k`` (dilation 1) as a few shifted block adds.
+
+    Tap ``k = q*strides + r`` of step ``i`` lands at ``(i + q)*strides + r``: in
+    the output viewed as ``(batch, steps, strides, filters)`` it is a block add of
+    all steps at once, one per ``q``, on contiguous memory.
+    """
+    batch, length, kernel_size, filters = prod.shape
+    groups = -(-kernel_size // strides)
+    y = np.zeros((batch, length + groups - 1, strides, filters), dtype=prod.dtype)
+    for q in range(groups):
+        taps = prod[:, :, q * strides:(q + 1) * strides, :]
+        y[:, q:q + length, :taps.shape[2], :] += taps
+    y = y.reshape(batch, (length + groups - 1) * strides, filters)
+    return y[:, :(length - 1) * strides + kernel_size]

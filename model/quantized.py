@@ -29,8 +29,9 @@ ACTIVATIONS = ("linear", "relu", "relu6", "leaky_relu")
 #: Fractional bits of Keras' leaky_relu slope (0.2) in the fixed-point datapath.
 LEAKY_SLOPE_FRAC = 16
 _LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's default negative_slope
-# Float64 BLAS sums integers exactly while every partial sum stays below 2**53.
-_FLOAT_EXACT_BITS = 53
+# BLAS sums integers exactly in floating point while every partial sum stays
+# within the significand: 2**24 for float32, 2**53 for float64.
+_EXACT_LIMITS = ((np.float32, 1 << 24), (np.float64, 1 << 53))
 
 
 def _signed_width(lo: int, hi: int) -> int:
@@ -199,18 +200,25 @@ class Conv1DTransposeQ:
         return self.config.output_length(length)
 
     # ------------------------------------------------------------- datapath
+    @property
+    def sum_bound(self) -> int:
+        """Largest magnitude any partial sum of products can reach (bias excluded)."""
+        i, w = self.input_format, self.weight_format
+        return self.terms * max(abs(a * b) for a in (i.min_code, i.max_code) for b in (w.min_code, w.max_code))
+
     def accumulate(self, codes: np.ndarray) -> np.ndarray:
         """Exact accumulator values (bias included) for channels_last input codes ``(batch, L, C)``."""
         cfg = self.config
         out_len = cfg.output_length(codes.shape[1])
-        if self.accumulator_format.width <= _FLOAT_EXACT_BITS:
-            # Every partial sum is bounded by the accumulator range, so float64 BLAS is exact.
-            acc = scatter_taps(codes.astype(np.float64), self.kernel_codes.astype(np.float64),
-                               cfg.strides, cfg.dilation_rate, cfg.crop_left, out_len).astype(np.int64)
-        else:
-            acc = scatter_taps(codes, self.kernel_codes, cfg.strides, cfg.dilation_rate,
-                               cfg.crop_left, out_len)
-        return acc + (self.bias_codes << self.bias_shift)
+        # Every partial sum, in any order, is bounded by sum_bound: the narrowest
+        # float type whose significand holds it gives exact integers, fast.
+        dtype = next((t for t, limit in _EXACT_LIMITS if self.sum_bound <= limit), np.int64)
+        acc = scatter_taps(codes, self.kernel_codes, cfg.strides, cfg.dilation_rate, cfg.crop_left,
+                           out_len, dtype=dtype)
+        acc = acc.astype(np.int64, copy=False)
+        if cfg.use_bias:
+            acc += self.bias_codes << self.bias_shift
+        return acc
 
     def activate(self, acc: np.ndarray) -> np.ndarray:
         """The activation on exact accumulator values; result has ``activation_frac`` fractional bits."""
@@ -229,22 +237,27 @@ class Conv1DTransposeQ:
 
     def stages(self, codes) -> Stages:
         """Run the datapath on input codes and keep every stage."""
+        x, back = self._prepare(codes)
+        acc = self.accumulate(x)
+        act = self.activate(acc)
+        out, over = self.output_format.requantize_with_flags(act, self.activation_frac)
+        return Stages(back(acc), back(act), self.activation_frac, back(out), back(over))
+
+    def _prepare(self, codes):
+        """Checked channels_last batched codes, and the function that restores the caller's layout."""
         x = self.input_format.check_codes(codes, name="input codes")
         if x.ndim not in (2, 3):
             layout = "length, in_channels" if self.config.data_format == "channels_last" else "in_channels, length"
             raise ValueError(f"input must have shape (batch, {layout}) or ({layout}), got {x.shape}")
         unbatched = x.ndim == 2
         x = self._channels_last(x[None] if unbatched else x)
-        acc = self.accumulate(x)
-        act = self.activate(acc)
-        out, over = self.output_format.requantize_with_flags(act, self.activation_frac)
 
         def back(y):
             if self.config.data_format == "channels_first":
                 y = y.transpose(0, 2, 1)
             return y[0] if unbatched else y
 
-        return Stages(back(acc), back(act), self.activation_frac, back(out), back(over))
+        return x, back
 
     def forward_int(self, codes) -> np.ndarray:
         """Input codes to output codes: the exact integer datapath the RTL implements.
@@ -253,7 +266,9 @@ class Conv1DTransposeQ:
         length)`` for channels_first), or the same without the batch axis; the
         result has the matching layout with ``filters`` channels.
         """
-        return self.stages(codes).output
+        x, back = self._prepare(codes)
+        act = self.activate(self.accumulate(x))
+        return back(self.output_format.requantize(act, self.activation_frac))
 
     def __call__(self, x) -> np.ndarray:
         """Float input to float output through the fixed-point datapath."""

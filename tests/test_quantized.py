@@ -17,31 +17,37 @@ from refmath import ref_quantize_fraction
 ACTS = ("linear", "relu", "relu6", "leaky_relu")
 
 
-def naive_forward_int(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
-    """design.md's sum written as loops over Python ints (channels_last, batched)."""
+def naive_accumulator(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
+    """Exact sums (bias included) by loops over Python ints, channels_last."""
     c = q.config
     n, length, cin = x.shape
-    keff = (c.kernel_size - 1) * c.dilation_rate + 1
     out_len = output_length(length, c.kernel_size, c.strides, c.padding, c.output_padding, c.dilation_rate)
-    crop = c.crop_left
-    fa = q.input_format.frac + q.weight_format.frac
-    assert keff >= 1
-    y = np.zeros((n, out_len, c.filters), dtype=np.int64)
+    acc = np.zeros((n, out_len, c.filters), dtype=object)
     for b, o, f in itertools.product(range(n), range(out_len), range(c.filters)):
-        acc = int(q.bias_codes[f]) * 2 ** q.bias_shift
+        total = int(q.bias_codes[f]) * 2 ** q.bias_shift
         for i, k in itertools.product(range(length), range(c.kernel_size)):
-            if i * c.strides + k * c.dilation_rate - crop == o:
-                acc += sum(int(x[b, i, ch]) * int(q.kernel_codes[k, f, ch]) for ch in range(cin))
-        assert q.accumulator_format.min_code <= acc <= q.accumulator_format.max_code
-        # Activation on the exact value, as a rational, then the output format's rounding.
-        v = Fraction(acc, 2 ** fa) if fa >= 0 else Fraction(acc * 2 ** -fa)
+            if i * c.strides + k * c.dilation_rate - c.crop_left == o:
+                total += sum(int(x[b, i, ch]) * int(q.kernel_codes[k, f, ch]) for ch in range(cin))
+        acc[b, o, f] = total
+    return acc
+
+
+def naive_forward_int(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
+    """design.md's datapath on exact rationals: activation, then the output format's rounding."""
+    c = q.config
+    fa = q.input_format.frac + q.weight_format.frac
+    acc = naive_accumulator(q, x)
+    y = np.zeros(acc.shape, dtype=np.int64)
+    for idx, a in np.ndenumerate(acc):
+        assert q.accumulator_format.min_code <= a <= q.accumulator_format.max_code
+        v = Fraction(a) / Fraction(2) ** fa
         if c.activation == "relu":
             v = max(v, 0)
         elif c.activation == "relu6":
             v = min(max(v, 0), 6)
         elif c.activation == "leaky_relu" and v < 0:
             v = v * Fraction(q.leaky_slope_code, 2 ** quantized_module.LEAKY_SLOPE_FRAC)
-        y[b, o, f] = ref_quantize_fraction(v, q.output_format)
+        y[idx] = ref_quantize_fraction(v, q.output_format)
     return y
 
 
@@ -110,13 +116,30 @@ def test_channels_first_and_unbatched():
     np.testing.assert_array_equal(q_first.forward_int(x[1].T), y[1].T)
 
 
-def test_int64_path_equals_float_blas_path(monkeypatch):
+def test_float32_float64_and_int64_paths_agree(monkeypatch):
     rng = np.random.default_rng(3)
     q = _layer(rng, filters=4, kernel_size=5, strides=3, in_channels=6, activation="relu")
     x = rng.integers(q.input_format.min_code, q.input_format.max_code + 1, (3, 9, 6))
+    assert q.sum_bound <= 1 << 24
     fast = q.forward_int(x)
-    monkeypatch.setattr(quantized_module, "_FLOAT_EXACT_BITS", 0)
+    monkeypatch.setattr(quantized_module, "_EXACT_LIMITS", ((np.float64, 1 << 53),))
     np.testing.assert_array_equal(q.forward_int(x), fast)
+    monkeypatch.setattr(quantized_module, "_EXACT_LIMITS", ())
+    np.testing.assert_array_equal(q.forward_int(x), fast)
+
+
+@pytest.mark.parametrize("kernel_size", [5, 7])
+def test_float_paths_at_the_float32_limit(kernel_size):
+    """Sums up to 2**24 run in float32; one more term and float32 could round, so
+    float64 takes over. Large odd codes make any rounding visible."""
+    rng = np.random.default_rng(8)
+    q = _layer(rng, filters=3, kernel_size=kernel_size, in_channels=3, input_format="fixed<11,4>",
+               weight_format="fixed<11,1>", use_bias=False)
+    assert (q.sum_bound <= 1 << 24) == (kernel_size == 5)
+    # Odd products, an odd count of them: sums past 2**24 are odd, which float32 cannot hold.
+    x = rng.integers(-1024, -1000, (2, 9, 3)) | 1
+    q.kernel_codes = rng.integers(-1024, -1000, (kernel_size, 3, 3)) | 1
+    np.testing.assert_array_equal(q.stages(x).accumulator, naive_accumulator(q, x))
 
 
 def test_wide_accumulator_uses_exact_integers():
