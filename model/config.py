@@ -10,6 +10,7 @@ module refuses it at once with a message of its own that names the argument.
 
 from __future__ import annotations
 
+import difflib
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -239,18 +240,26 @@ class LayerConfig:
         Raises
         ------
         ValueError
-            If ``d`` is not a mapping, lacks a required key, has a key that is
-            neither a field nor an ignored Keras key, or holds an invalid value.
+            If ``d`` is not a mapping, lacks a required key, has a key that
+            looks like a misspelt field (``stride``), or holds an invalid value.
+            Other keys are ignored, as Keras writes many that do not change
+            inference.
         """
         if not isinstance(d, Mapping):
             raise ValueError(f"The layer config must be a dict. Received: {d!r}")
         fields = list(cls.__dataclass_fields__)
-        unknown = sorted(str(k) for k in d if k not in fields and k not in _IGNORED_KERAS_KEYS)
-        if unknown:
+        # design.md: other Keras keys are ignored (a newer Keras may write more),
+        # but a near-miss of a field name is a typo that would silently change
+        # the layer, so it is refused.
+        typos = sorted(
+            f"{k} (did you mean {close[0]}?)" for k in map(str, d)
+            if k not in fields and k not in _IGNORED_KERAS_KEYS
+            and (close := difflib.get_close_matches(k, fields, n=1, cutoff=0.75))
+        )
+        if typos:
             raise ValueError(
-                f"Unknown key(s) in the layer config: {', '.join(unknown)}. "
-                f"Accepted keys: {', '.join(fields)} "
-                f"(Keras' {', '.join(sorted(_IGNORED_KERAS_KEYS))} are ignored)."
+                f"Unknown key(s) in the layer config: {', '.join(typos)}. "
+                f"Accepted keys: {', '.join(fields)}."
             )
         missing = [k for k in ("filters", "kernel_size") if k not in d]
         if missing:

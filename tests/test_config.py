@@ -232,7 +232,8 @@ def test_config_is_frozen_and_hashable():
     ({"filters": 4}, r"lacks required key\(s\): kernel_size"),
     ({"kernel_size": 3}, r"lacks required key\(s\): filters"),
     ({"filters": 4, "kernel_size": 3, "stride": 2}, r"Unknown key\(s\) in the layer config: "
-                                                    r"stride\. Accepted keys: filters, kernel_size"),
+                                                    r"stride \(did you mean strides\?\)\. Accepted keys: filters, kernel_size"),
+    ({"filters": 4, "kernel_size": 3, "input_channels": 2}, r"input_channels \(did you mean in_channels\?\)"),
     ({"filters": 4, "kernel_size": 3, "padding": "causal"}, r"The `padding` argument"),
     ({"filters": "4", "kernel_size": 3}, r"Received filters='4'"),
     ({"filters": 4, "kernel_size": "3"}, r"The `kernel_size` argument"),
@@ -243,6 +244,12 @@ def test_config_is_frozen_and_hashable():
 def test_from_dict_names_the_bad_field(d, match):
     with pytest.raises(ValueError, match=match):
         LayerConfig.from_dict(d)
+
+
+def test_from_dict_ignores_other_keys_as_design_md_says():
+    cfg = LayerConfig.from_dict({"filters": 4, "kernel_size": 3, "groups": 1, "lora_rank": None,
+                                 "quantization_config": None, "module": "keras.layers"})
+    assert cfg == LayerConfig(4, 3)
 
 
 def test_from_dict_ignores_keras_only_keys():
