@@ -38,8 +38,9 @@ iverilog:
 		exit 1; \
 	fi
 
+# TCONV_REQUIRE_SIMULATORS: here a missing simulator fails the RTL tests instead of skipping them.
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) -q
+	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
 demo: setup
 	$(BIN)/python examples/keras_doc_analysis.py

@@ -1,1 +1,13 @@
-"""Amaranth HDL of the transposed-convolution accelerator (see docs/architecture.md)."""
+"""Amaranth HDL of the transposed-convolution accelerator (see docs/architecture.md).
+
+- :func:`generate`: a quantized layer to ``<top>.v``, ``<top>.vlt`` and ``manifest.json``.
+- :class:`Conv1DTransposeTop`: the generated module (flat AXI4-Stream ports).
+- :class:`Schedule`: the mapping onto the array, buffer sizes and the cycle model.
+"""
+
+from .generate import generate, manifest_frame_cycles
+from .layer import Conv1DTransposeCore, Conv1DTransposeTop, check_layer
+from .schedule import Schedule
+
+__all__ = ["generate", "manifest_frame_cycles", "Conv1DTransposeCore", "Conv1DTransposeTop",
+           "check_layer", "Schedule"]

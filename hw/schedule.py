@@ -115,9 +115,10 @@ class Schedule:
     tail_span : int
         Positions a frame occupies beyond its last step's position.
     revisit_steps, revisit_taps : int
-        Step ``i - revisit_steps`` with tap ``k + revisit_taps`` reaches the same
-        position as step ``i`` with tap ``k``; a (step, tap) is a position's first
-        touch when no such earlier pair exists.
+        Step ``i - revisit_steps`` with tap ``k + revisit_taps`` (the same tap
+        group) reaches the same position as step ``i`` with tap ``k``; a (step,
+        tap) is the first touch of its position in its bank when no such earlier
+        pair exists.
     """
 
     in_channels: int
@@ -201,10 +202,16 @@ class Schedule:
         s(self, "crop_left", crop)
         s(self, "out_pad", out_pad)
         s(self, "tail_span", max(keff, crop + out_pad))
+        # Step i - j with tap k + j*strides/dilation_rate reaches the same position
+        # as (i, k); a bank only sees its own tap group, so j must also move the
+        # tap by a multiple of tap_groups.
         j0 = d // math.gcd(st, d)
-        s(self, "revisit_steps", j0)
-        s(self, "revisit_taps", st * j0 // d)
-        s(self, "latency", pipeline_latencies(lanes, chunks, gk))
+        dk = st * j0 // d
+        per_group = gk // math.gcd(dk, gk)
+        s(self, "revisit_steps", j0 * per_group)
+        s(self, "revisit_taps", dk * per_group)
+        # tap groups beyond kernel_size have no taps and are not built
+        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K)))
         fg = self.filters_per_group
         in_flight = -(-(fg + self.latency.emit_to_out) // fg) + 2
         s(self, "out_fifo_depth", next_pow2(in_flight))
@@ -220,7 +227,6 @@ class Schedule:
         """
         low = next_pow2(self.tail_span + self.keff + self.strides + 1)
         probe = [6, 6, 1, 2, 6]
-        best_cycles = None
         candidates = [low << n for n in range(4)]
         results = []
         for slots in candidates:
@@ -238,6 +244,12 @@ class Schedule:
     def bank_words(self) -> int:
         """Words of one scatter bank: ``slots * filters_per_group``."""
         return self.slots * self.filters_per_group
+
+    @property
+    def built_groups(self) -> int:
+        """Groups with work: a tap group beyond ``kernel_size`` or a filter group beyond
+        ``filters`` would only multiply zeros and is not built."""
+        return min(self.tap_groups, self.kernel_size) * min(self.filter_groups, self.filters)
 
     def item(self, t: int) -> tuple[int, int, int]:
         """(kl, fl, c) of the ``t``-th item of a step."""
@@ -264,7 +276,8 @@ class Schedule:
         return k, f, range(lo, min(lo + self.lanes, self.in_channels))
 
     def first_touch(self, step: int, k: int) -> bool:
-        """Whether step ``step`` (within its frame) with tap ``k`` is the first to reach its position."""
+        """Whether step ``step`` (within its frame) with tap ``k`` is the first of its tap group
+        to reach its position."""
         return step < self.revisit_steps or k + self.revisit_taps >= self.kernel_size
 
     def first_touch_tap_level(self, gk: int) -> int:
@@ -397,7 +410,7 @@ class Schedule:
         per_step = c[n] - c[n - 1]
         offset = c[n] - per_step * n
         exceptions = {L: v for L, v in c.items() if v != per_step * L + offset}
-        text = f"{per_step}*L + {offset}"
+        text = f"{per_step}*L {'-' if offset < 0 else '+'} {abs(offset)}"
         if exceptions:
             text += " for L >= {}".format(max(exceptions) + 1)
             text += "; " + ", ".join(f"L={L}: {v}" for L, v in sorted(exceptions.items()))
@@ -416,6 +429,8 @@ class Schedule:
             "pe_count": self.pe_count,
             "lanes": self.lanes,
             "groups": self.groups,
+            "groups_built": self.built_groups,
+            "multipliers_built": self.built_groups * self.lanes,
             "filter_groups": self.filter_groups,
             "tap_groups": self.tap_groups,
             "filters_per_group": self.filters_per_group,

@@ -4,16 +4,22 @@
 - :class:`FixedFormat`: ``ap_fixed``-exact fixed-point formats.
 - :class:`Conv1DTransposeQ`: the bit-accurate fixed-point layer the RTL implements.
 - :func:`analyze` / :func:`sweep`: quantization error against the float layer.
+- :func:`calibrate`: formats chosen from data; :meth:`Conv1DTransposeQ.from_keras` /
+  :func:`import_keras`: a real Keras layer (standalone or in a model), calibrated.
 """
 
 from .analysis import ErrorReport, analyze, error_bound, random_input, sweep
+from .calibrate import Calibration, CalibrationPolicy, calibrate
 from .config import LayerConfig
 from .fixedpoint import OVERFLOW_MODES, QUANTIZATION_MODES, FixedFormat
 from .float_model import conv1d_transpose
+from .keras_import import KerasImport, conv1d_transpose_layers, import_keras
 from .quantized import ACTIVATIONS, Conv1DTransposeQ, Stages, accumulator_format
 
 __all__ = [
     "ACTIVATIONS", "OVERFLOW_MODES", "QUANTIZATION_MODES",
-    "Conv1DTransposeQ", "ErrorReport", "FixedFormat", "LayerConfig", "Stages",
-    "accumulator_format", "analyze", "conv1d_transpose", "error_bound", "random_input", "sweep",
+    "Calibration", "CalibrationPolicy", "Conv1DTransposeQ", "ErrorReport", "FixedFormat", "KerasImport",
+    "LayerConfig", "Stages",
+    "accumulator_format", "analyze", "calibrate", "conv1d_transpose", "conv1d_transpose_layers",
+    "error_bound", "import_keras", "random_input", "sweep",
 ]

@@ -235,3 +235,19 @@ def test_in_channels_taken_from_kernel_and_dict_config():
                          np.zeros((3, 2, 5)), np.zeros(2), input_format="fixed<8,3>",
                          weight_format="fixed<8,1>", bias_format="fixed<16,6>", output_format="fixed<16,6>")
     assert q.config.in_channels == 5 and q.config.strides == 2
+
+
+@pytest.mark.parametrize("name", ["keras-doc", "dilated", "odd-stride"])
+def test_forward_int_matches_apytypes(name):
+    """A third, independent implementation: the same layer in apytypes' exact fixed point."""
+    pytest.importorskip("apytypes", reason="pip install -e '.[test]'")
+    from tconv.flow import bench
+
+    design, kernel, bias = bench._design(name, 64)
+    cfg, _ = bench._config(name)
+    q = Conv1DTransposeQ(cfg, kernel, bias, **{f"{k}_format": v for k, v in design.formats.items()})
+    codes = np.random.default_rng(1).integers(-128, 128, (2, 6, cfg.in_channels))
+    of = q.output_format
+    bits = np.asarray(bench._apytypes_forward(q, codes).to_bits(), dtype=np.int64)
+    np.testing.assert_array_equal(np.where(bits >= 1 << (of.width - 1), bits - (1 << of.width), bits),
+                                  q.forward_int(codes))

@@ -1,0 +1,321 @@
+"""``tconv bench``: the accelerator against its limits and its peers, in one run.
+
+Four sections (design.md, "Performance"):
+
+``layers``  MAC utilization of the five benchmark layers, cycles measured in RTL
+            simulation (one frame, source and sink never stalling), beside the
+            utilization a zero-insertion design and a stride-phase (sub-kernel)
+            design would reach on the same layer.
+``fpga``    Fmax and resources on ECP5-85F (speed grades 6 and 8) for 16, 64 and
+            128 PEs, through `tconv.flow.synth`.
+``model``   the bit-exact model against Keras' float layer (jax, CPU, warmed up)
+            and against apytypes doing the same fixed-point computation.
+``sim``     simulated clock cycles per second on Icarus and Verilator.
+
+Timings are taken in one process, so their ratios are comparable; absolute
+seconds depend on the machine and are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, geometry
+
+from .files import Design
+
+__all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "run_bench", "to_markdown", "to_text",
+           "zero_insertion_utilization", "subkernel_utilization"]
+
+#: design.md's benchmark layers (channels_last, batch 1).
+BENCH_LAYERS = {
+    "keras-doc": dict(L=10, in_channels=128, filters=32, kernel_size=3, strides=2, dilation_rate=1, padding="valid"),
+    "vocoder-up": dict(L=256, in_channels=64, filters=32, kernel_size=16, strides=8, dilation_rate=1, padding="same"),
+    "dilated": dict(L=128, in_channels=16, filters=16, kernel_size=3, strides=1, dilation_rate=4, padding="same"),
+    "odd-stride": dict(L=64, in_channels=8, filters=8, kernel_size=5, strides=3, dilation_rate=1, padding="same"),
+    "pointwise": dict(L=64, in_channels=32, filters=32, kernel_size=1, strides=1, dilation_rate=1, padding="valid"),
+}
+#: The default 8-bit configuration of design.md.
+BENCH_FORMATS = dict(input="fixed<8,3,RND,SAT>", weight="fixed<8,1,RND,SAT>", bias="fixed<16,6>",
+                     output="fixed<16,6,RND,SAT>")
+SECTIONS = ("layers", "fpga", "model", "sim")
+FPGA_LAYER = "keras-doc"
+
+
+def _config(name: str) -> tuple[LayerConfig, int]:
+    spec = dict(BENCH_LAYERS[name])
+    length = spec.pop("L")
+    return LayerConfig(**spec), length
+
+
+def _design(name: str, pe_count: int, seed: int = 0) -> tuple[Design, np.ndarray, np.ndarray]:
+    cfg, _ = _config(name)
+    rng = np.random.default_rng(seed)
+    kernel = rng.uniform(-1, 1, (cfg.kernel_size, cfg.filters, cfg.in_channels))
+    bias = rng.uniform(-4, 4, cfg.filters)
+    formats = {k: FixedFormat.parse(v) for k, v in BENCH_FORMATS.items()}
+    return Design(cfg, formats, {"pe_count": pe_count}), kernel, bias
+
+
+def zero_insertion_utilization(cfg: LayerConfig, length: int) -> float:
+    """Useful share of the MACs of a zero-insertion design: the input upsampled with
+    ``strides - 1`` zeros and convolved densely with the dilated kernel (``Keff``
+    taps, zeros included) over the full output, ``(L-1)*strides + Keff`` positions."""
+    keff = cfg.keff
+    return length * cfg.kernel_size / (((length - 1) * cfg.strides + keff) * keff)
+
+
+def subkernel_utilization(cfg: LayerConfig, length: int) -> float:
+    """Useful share of the MACs of a stride-phase (sub-kernel) design: each of the
+    ``strides`` output phases convolves the input with its sub-kernel, padded to
+    ``ceil(kernel_size / strides)`` taps, over the full output; dilation is an
+    address stride, so a dilated kernel keeps its ``kernel_size`` taps."""
+    taps = math.ceil(cfg.kernel_size / cfg.strides)
+    positions = (length - 1) * cfg.strides + cfg.keff
+    return length * cfg.kernel_size / (positions * taps)
+
+
+def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict]:
+    from tconv.sim.runner import simulate
+
+    from .generate import generate_design
+
+    rows = []
+    for name in BENCH_LAYERS:
+        cfg, length = _config(name)
+        log(f"[layers] {name}: generate {pe_count} PEs, simulate one frame of {length} steps on {simulator}")
+        out = work / f"layer-{name}-{pe_count}"
+        design, kernel, bias = _design(name, pe_count)
+        manifest = generate_design(design, kernel, bias, out, log=lambda *_: None)
+        res = simulate(out, simulator, lengths=[length], seed=1)
+        macs = length * cfg.kernel_size * cfg.filters * cfg.in_channels
+        cycles = res.cycles[0]
+        rows.append({
+            "name": name, "pe_count": pe_count, "L": length, "cycles": cycles,
+            "formula_cycles": res.formula_cycles[0], "useful_macs": macs,
+            "utilization": round(macs / (pe_count * cycles), 4) if cycles else None,
+            "zero_insertion_utilization": round(zero_insertion_utilization(cfg, length), 4),
+            "subkernel_utilization": round(subkernel_utilization(cfg, length), 4),
+            "cycles_per_step": manifest["performance"]["cycles_per_step"], "bit_exact": res.passed,
+        })
+    return rows
+
+
+def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:
+    from .generate import generate_design
+    from .synth import synthesize
+
+    rows = []
+    for pe in pe_counts:
+        out = work / f"fpga-{FPGA_LAYER}-{pe}"
+        design, kernel, bias = _design(FPGA_LAYER, pe)
+        generate_design(design, kernel, bias, out, log=lambda *_: None)
+        for r in synthesize(out, speeds=speeds, seed=seed, log=lambda msg: log(f"[fpga] {pe} PEs: {msg}")):
+            row = {"device": r.device, "speed": r.speed, "pe_count": pe, "layer": FPGA_LAYER,
+                   "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff, "mult18": r.mult18, "ebr": r.ebr,
+                   "seed": seed}
+            rows.append(row)
+    return rows
+
+
+def _best_time(fn, repeats: int) -> float:
+    fn()  # warm-up: jax compiles, BLAS threads start
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _apytypes_forward(q: Conv1DTransposeQ, codes: np.ndarray):
+    """The same fixed-point layer computed with apytypes' exact fixed-point arrays."""
+    import apytypes as apy
+
+    cfg = q.config
+    xf, wf, of = q.input_format, q.weight_format, q.output_format
+    n, length, cin = codes.shape
+    # from_float of the dequantized codes is exact (every code is representable).
+    x = apy.APyFixedArray.from_float(xf.dequantize(codes.reshape(n * length, cin)),
+                                     int_bits=xf.integer, frac_bits=xf.frac)
+    out_len = cfg.output_length(length)
+    full = max((length - 1) * cfg.strides + cfg.keff, cfg.crop_left + out_len)
+    acc = q.accumulator_format
+    y = apy.zeros((n, full, cfg.filters), int_bits=acc.integer, frac_bits=acc.frac)
+    for k in range(cfg.kernel_size):
+        w = apy.APyFixedArray.from_float(wf.dequantize(q.kernel_codes[k].T), int_bits=wf.integer,
+                                         frac_bits=wf.frac)
+        part = (x @ w).reshape((n, length, cfg.filters)).cast(int_bits=acc.integer, frac_bits=acc.frac)
+        start = k * cfg.dilation_rate
+        sl = slice(start, start + (length - 1) * cfg.strides + 1, cfg.strides)
+        y[:, sl, :] = (y[:, sl, :] + part).cast(int_bits=acc.integer, frac_bits=acc.frac)
+    y = y[:, cfg.crop_left:cfg.crop_left + out_len, :]
+    if cfg.use_bias:
+        bf = q.bias_format
+        b = apy.APyFixedArray.from_float(bf.dequantize(q.bias_codes), int_bits=bf.integer, frac_bits=bf.frac)
+        y = y + b
+    modes = {"TRN": "TO_NEG", "TRN_ZERO": "TO_ZERO", "RND": "TIES_POS", "RND_ZERO": "TIES_ZERO",
+             "RND_MIN_INF": "TIES_NEG", "RND_INF": "TIES_AWAY", "RND_CONV": "TIES_EVEN"}
+    return y.cast(int_bits=of.integer, frac_bits=of.frac,
+                  quantization=getattr(apy.QuantizationMode, modes[of.rounding]),
+                  overflow=getattr(apy.OverflowMode, "SAT" if of.overflow == "SAT" else "WRAP"))
+
+
+def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
+    """vocoder-up, batch 64: tconv's forward_int vs Keras (jax) and vs apytypes."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    name = "vocoder-up"
+    design, kernel, bias = _design(name, 64)
+    cfg, length = _config(name)
+    q = Conv1DTransposeQ(cfg, kernel, bias, input_format=design.formats["input"],
+                         weight_format=design.formats["weight"], bias_format=design.formats["bias"],
+                         output_format=design.formats["output"])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3.5, 3.5, (batch, length, cfg.in_channels)).astype("float32")
+    codes = q.input_format.quantize(x)
+    layer = keras.layers.Conv1DTranspose(cfg.filters, cfg.kernel_size, cfg.strides, padding=cfg.padding)
+    layer(x[:1])
+    layer.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    log(f"[model] {name}, batch {batch}: Keras (jax) float layer ...")
+    keras_s = _best_time(lambda: np.asarray(layer(x)), repeats)
+    log("[model] tconv forward_int ...")
+    tconv_s = _best_time(lambda: q.forward_int(codes), repeats)
+    log("[model] apytypes, same fixed-point computation ...")
+    apy_out = _apytypes_forward(q, codes)
+    # Same integers out, or the comparison would be meaningless.
+    apy_codes = np.asarray(apy_out.to_bits(), dtype=np.int64)
+    of = q.output_format
+    apy_codes = np.where(apy_codes >= 1 << (of.width - 1), apy_codes - (1 << of.width), apy_codes)
+    same = bool(np.array_equal(apy_codes, q.forward_int(codes)))
+    apy_s = _best_time(lambda: _apytypes_forward(q, codes), max(1, repeats // 2))
+    return {"layer": name, "batch": batch, "tconv_s": round(tconv_s, 5), "keras_s": round(keras_s, 5),
+            "ratio_vs_keras": round(tconv_s / keras_s, 3), "apytypes_s": round(apy_s, 5),
+            "speedup_vs_apytypes": round(apy_s / tconv_s, 2), "apytypes_bit_exact": same}
+
+
+def bench_sim(work: Path, *, log, layer: str = "odd-stride", pe_count: int = 64) -> list[dict]:
+    from tconv.sim.runner import simulate
+
+    from .generate import generate_design
+
+    out = work / f"sim-{layer}-{pe_count}"
+    design, kernel, bias = _design(layer, pe_count)
+    generate_design(design, kernel, bias, out, log=lambda *_: None)
+    _, length = _config(layer)
+    rows = []
+    for simulator in ("verilator", "icarus"):
+        simulate(out, simulator, lengths=[1])  # build outside the timing
+        log(f"[sim] {layer}: {simulator}, 32 frames of {length} steps")
+        t = time.perf_counter()
+        res = simulate(out, simulator, lengths=[length] * 32, seed=2)
+        wall = time.perf_counter() - t
+        rows.append({"simulator": simulator, "layer": layer, "cycles": res.total_cycles,
+                     "seconds": round(wall, 3), "cycles_per_s": round(res.total_cycles / wall, 1),
+                     "bit_exact": res.passed})
+    return rows
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+
+
+def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts=(16, 64, 128),
+              speeds=(6, 8), seed: int = 1, simulator: str = "verilator", log=print) -> dict:
+    """Run the chosen sections; returns the JSON-able results (``tconv bench --json``)."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad:
+        raise ValueError(f"unknown bench section(s) {bad}; choose from {', '.join(SECTIONS)}")
+    results: dict = {"machine": machine()}
+    if "layers" in sections:
+        results["layers"] = bench_layers(work, simulator=simulator, pe_count=pe_count, log=log)
+    if "fpga" in sections:
+        results["fpga"] = bench_fpga(work, pe_counts=fpga_pe_counts, speeds=speeds, seed=seed, log=log)
+    if "model" in sections:
+        results["model"] = bench_model(log=log)
+    if "sim" in sections:
+        results["sim"] = bench_sim(work, log=log)
+    return results
+
+
+def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[list[str]]:
+    out = [[title for _, title in cols]]
+    for r in rows:
+        out.append(["-" if r.get(k) is None else (f"{r[k]:.1%}" if "utilization" in k else str(r[k]))
+                    for k, _ in cols])
+    return out
+
+
+_LAYER_COLS = [("name", "layer"), ("pe_count", "PEs"), ("L", "L"), ("cycles", "cycles"),
+               ("formula_cycles", "formula"), ("useful_macs", "useful MACs"), ("utilization", "utilization"),
+               ("zero_insertion_utilization", "zero-insertion"), ("subkernel_utilization", "sub-kernel"),
+               ("bit_exact", "bit-exact")]
+_FPGA_COLS = [("device", "device"), ("speed", "speed"), ("pe_count", "PEs"), ("fmax_mhz", "Fmax MHz"),
+              ("gops", "GOPS"), ("lut4", "LUT4"), ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
+_SIM_COLS = [("simulator", "simulator"), ("layer", "layer"), ("cycles", "cycles"), ("seconds", "s"),
+             ("cycles_per_s", "cycles/s")]
+
+
+def _with_gops(results: dict) -> list[dict]:
+    """Effective GOPS = 2 x PEs x Fmax x utilization (utilization of the FPGA layer at 64 PEs)."""
+    util = {r["name"]: r["utilization"] for r in results.get("layers", [])}.get(FPGA_LAYER)
+    rows = []
+    for r in results.get("fpga", []):
+        gops = round(2 * r["pe_count"] * r["fmax_mhz"] * util / 1000, 1) if util else None
+        rows.append({**r, "gops": gops})
+    return rows
+
+
+def _markdown_table(table: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
+    return "\n".join(lines)
+
+
+def _text_table(table: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in table)
+
+
+def _model_rows(results: dict) -> list[list[str]]:
+    m = results["model"]
+    return [["measure", "value"],
+            ["layer, batch", f"{m['layer']}, {m['batch']}"],
+            ["tconv forward_int", f"{m['tconv_s'] * 1e3:.1f} ms"],
+            ["Keras float (jax, CPU)", f"{m['keras_s'] * 1e3:.1f} ms"],
+            ["tconv / Keras", f"{m['ratio_vs_keras']:.2f}x"],
+            ["apytypes, same fixed point", f"{m['apytypes_s'] * 1e3:.1f} ms (bit-exact: {m['apytypes_bit_exact']})"],
+            ["speed-up over apytypes", f"{m['speedup_vs_apytypes']:.1f}x"]]
+
+
+def _render(results: dict, fmt) -> str:
+    parts = []
+    if "layers" in results:
+        parts.append(("MAC utilization (one frame, no stalls)", fmt(_table(results["layers"], _LAYER_COLS))))
+    if "fpga" in results:
+        parts.append((f"ECP5 {FPGA_LAYER} layer, out of context", fmt(_table(_with_gops(results), _FPGA_COLS))))
+    if "model" in results:
+        parts.append(("Reference model speed", fmt(_model_rows(results))))
+    if "sim" in results:
+        parts.append(("Simulation speed", fmt(_table(results["sim"], _SIM_COLS))))
+    return parts
+
+
+def to_text(results: dict) -> str:
+    return "\n\n".join(f"{title}\n{body}" for title, body in _render(results, _text_table))
+
+
+def to_markdown(results: dict) -> str:
+    m = results["machine"]
+    head = (f"Machine: {m['processor']}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}.\n")
+    return head + "\n" + "\n\n".join(f"### {title}\n\n{body}" for title, body in _render(results, _markdown_table))

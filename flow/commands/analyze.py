@@ -1,0 +1,130 @@
+"""``tconv analyze``: quantization error of the fixed-point layer against the float layer.
+
+Two forms: ``CONFIG.json --weights W.npz`` (formats as given) or ``--keras
+MODEL.keras --layer NAME`` (formats calibrated on ``--data``, the model's
+inputs). Both print a table and, with ``-o REPORT/``, write
+``REPORT/report.json`` and PNG plots (:mod:`tconv.flow.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..keras_model import add_keras_arguments
+
+#: Widths the --keras form sweeps when --sweep is not given.
+DEFAULT_KERAS_SWEEP = list(range(4, 17))
+
+
+def register(sub) -> None:
+    """Add the subcommand to ``tconv``'s subparsers."""
+    p = sub.add_parser(
+        "analyze", help="quantization error of the fixed-point layer against the float (Keras) layer",
+        description="Run the float layer and the bit-accurate fixed-point model on the same input and "
+                    "report max |error|, RMSE, SQNR, the analytic error bound, per-filter errors and "
+                    "overflow counts per stage; with -o also report.json and PNG plots. The layer comes "
+                    "from CONFIG.json and --weights, or from a saved Keras model (--keras, --layer) with "
+                    "its formats calibrated on --data.")
+    p.add_argument("config", nargs="?", metavar="CONFIG.json", help="layer, formats (and array) as in design.md")
+    p.add_argument("--weights", metavar="W.npz",
+                   help="float 'kernel' (kernel_size, filters, in_channels) and 'bias' (filters,)")
+    p.add_argument("--data", metavar="X.npy",
+                   help="with CONFIG.json: float layer input (batch, length, in_channels), random over the "
+                        "input format's range if omitted; with --keras: the MODEL's inputs, run through the "
+                        "model up to the layer, a standard-normal batch of the layer's inputs if omitted")
+    p.add_argument("--batch", type=int, default=4, help="random input: sequences (default 4)")
+    p.add_argument("--length", type=int, default=32, help="random input: steps per sequence (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="random input: seed (default 0)")
+    p.add_argument("--sweep", type=_widths, metavar="LO:HI",
+                   help="also sweep format widths, e.g. 4:16 (default with --keras: 4:16)")
+    p.add_argument("--no-sweep", action="store_true", help="with --keras: no bit-width sweep")
+    p.add_argument("--vary", default="weight,input,output",
+                   help="formats the sweep varies, comma separated (default weight,input,output)")
+    p.add_argument("-o", "--output", metavar="REPORT/", help="write REPORT/report.json and the plots")
+    p.add_argument("--no-plots", action="store_true", help="with -o: only report.json")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_keras_arguments(p, analyze=True)
+    p.set_defaults(func=run)
+
+
+def _widths(text: str) -> list[int]:
+    """``4:16`` (inclusive range) or ``4,6,8``."""
+    try:
+        if ":" in text:
+            lo, hi = (int(v) for v in text.split(":"))
+            widths = list(range(lo, hi + 1))
+        else:
+            widths = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI or a comma list of integers, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
+    return widths
+
+
+def _from_config(args):
+    from ..files import build_layer, load_config, load_data, load_weights
+
+    design = load_config(args.config)
+    kernel, bias = load_weights(args.weights, design)
+    layer = build_layer(design, kernel, bias)
+    if args.data:
+        x = load_data(args.data, design)
+    else:
+        from tconv.model import random_input
+        x = random_input(layer, batch=args.batch, length=args.length, seed=args.seed)
+    source = {"config": str(args.config), "weights": str(args.weights),
+              "data": str(args.data) if args.data else f"random ({args.batch}x{args.length}, seed {args.seed})"}
+    return layer, x, None, source, args.sweep
+
+
+def _from_keras(args):
+    from ..keras_model import keras_design, parse_formats
+
+    kd = keras_design(args.keras, args.layer, data_path=args.data, width=args.width,
+                      formats=parse_formats(args.formats, args.format), batch=args.batch, length=args.length,
+                      seed=args.seed)
+    imported = kd.imported
+    x = imported.inputs
+    data = args.data or "standard-normal layer inputs"
+    if args.test_data:
+        from ..keras_model import load_model_inputs
+        x = kd.layer_inputs(load_model_inputs(args.test_data))
+        data = args.test_data
+    source = {"keras": str(args.keras), "layer": imported.name, "calibration_data": args.data,
+              "data": str(data), "layer_input_shape": list(x.shape)}
+    widths = None if args.no_sweep else (args.sweep or DEFAULT_KERAS_SWEEP)
+    return imported.layer, x, imported.calibration, source, widths
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..keras_model import check_form
+    from ..report import build_report, write_report
+
+    form = check_form(args, "analyze")
+    layer, x, calibration, source, widths = (_from_keras if form == "keras" else _from_config)(args)
+    vary = tuple(s.strip() for s in args.vary.split(","))
+    report = build_report(layer, x, sweep_widths=widths, vary=vary, progress=not args.quiet,
+                          calibration=calibration, source=source)
+    written = write_report(report, args.output, plots=not args.no_plots) if args.output else []
+
+    if args.json:
+        result = report.to_dict()
+        if written:
+            result["files"] = [str(p) for p in written]
+        print(json.dumps(result, indent=2))
+        return 0
+    if calibration is not None:
+        print(f"{source['keras']}: layer {source['layer']!r}")
+        print(calibration, end="\n\n")
+        if calibration.default_data:
+            print("tconv: no --data: calibrated on a standard-normal batch of the layer's inputs", file=sys.stderr)
+    print(report.text())
+    if written:
+        print(f"\nwrote {', '.join(str(p) for p in written)}" if len(written) == 1 else
+              f"\nwrote {Path(args.output)}/: {', '.join(p.name for p in written)}")
+    return 0

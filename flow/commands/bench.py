@@ -1,0 +1,52 @@
+"""``tconv bench``: utilization, FPGA, model and simulation speed in one table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    """Add the subcommand to ``tconv``'s subparsers."""
+    from ..bench import SECTIONS
+
+    p = sub.add_parser(
+        "bench", help="the performance table of design.md (utilization, Fmax, model and sim speed)",
+        description="Generate the benchmark layers, measure MAC utilization in RTL simulation, run "
+                    "synthesis and place-and-route, and time the model and the simulators, all in one "
+                    "run. Takes several minutes (place-and-route of 128 PEs is the longest part).")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown (e.g. docs/benchmarks.md)")
+    p.add_argument("--work", metavar="DIR", default="bench_work",
+                   help="folder for generated designs and tool logs (default bench_work/)")
+    p.add_argument("--pe-count", type=int, default=64, help="PEs for the utilization runs (default 64)")
+    p.add_argument("--fpga-pe-counts", default="16,64,128", help="PE counts to place and route (default 16,64,128)")
+    p.add_argument("--speed", type=int, action="append", choices=[6, 7, 8], help="speed grades (default 6 and 8)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator",
+                   help="simulator for the utilization runs (default verilator)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import run_bench, to_markdown, to_text
+
+    sections = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    try:
+        pe_counts = tuple(int(v) for v in args.fpga_pe_counts.split(","))
+    except ValueError:
+        raise ValueError(f"--fpga-pe-counts must be a comma list of integers, got {args.fpga_pe_counts!r}") from None
+    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = run_bench(args.work, sections=sections, pe_count=args.pe_count, fpga_pe_counts=pe_counts,
+                        speeds=tuple(args.speed or (6, 8)), seed=args.seed, simulator=args.simulator, log=log)
+    print(to_text(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(to_markdown(results) + "\n")
+    return 0

@@ -1,0 +1,70 @@
+"""``tconv generate``: Verilog, manifest, weight codes and test vectors for a layer.
+
+Two forms: ``CONFIG.json --weights W.npz`` or ``--keras MODEL.keras --layer
+NAME [--data X.npy] [--width 8]`` (formats calibrated, then recorded in the
+manifest's ``"formats"``). Both write the same folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..keras_model import add_keras_arguments
+
+
+def register(sub) -> None:
+    """Add the subcommand to ``tconv``'s subparsers."""
+    p = sub.add_parser(
+        "generate", help="Verilog, manifest, weight codes and test vectors for a layer",
+        description="Quantize the weights, elaborate the systolic array and write OUT/<top>.v, "
+                    "OUT/manifest.json, OUT/<top>.vlt (Verilator waivers), OUT/weights.npz and "
+                    "OUT/test_vectors.npz. The layer comes from CONFIG.json and --weights, or from a saved "
+                    "Keras model (--keras, --layer) with its formats calibrated on --data. Nothing is "
+                    "written when anything is wrong.")
+    p.add_argument("config", nargs="?", metavar="CONFIG.json", help="layer, formats and array as in design.md")
+    p.add_argument("--weights", metavar="W.npz",
+                   help="float 'kernel' (kernel_size, filters, in_channels) and 'bias' (filters,)")
+    p.add_argument("--data", metavar="X.npy", help="with --keras: the model's inputs for calibration (default: "
+                   "a standard-normal batch of the layer's inputs)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT/", help="design folder to write")
+    p.add_argument("--top", help="Verilog module name (default tconv_conv1d_transpose)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    add_keras_arguments(p, analyze=False)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..files import load_config, load_weights
+    from ..generate import generate_design
+    from ..keras_model import check_form, keras_design, parse_formats
+
+    form = check_form(args, "generate")
+    if form == "keras":
+        kd = keras_design(args.keras, args.layer, data_path=args.data, width=args.width,
+                          formats=parse_formats(args.formats, args.format), pe_count=args.pe_count)
+        design, kernel, bias = kd.design, kd.kernel, kd.bias
+        if not args.quiet:
+            print(f"{args.keras}: layer {kd.imported.name!r}")
+            print(kd.imported.calibration, end="\n\n")
+    else:
+        if args.data:
+            raise ValueError("--data only applies with --keras MODEL.keras (CONFIG.json gives the formats)")
+        design = load_config(args.config)
+        kernel, bias = load_weights(args.weights, design)
+    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    manifest = generate_design(design, kernel, bias, args.output, top=args.top, log=log)
+    out = Path(args.output)
+    arr, perf = manifest["array"], manifest["performance"]
+    print(f"wrote {out / manifest['verilog'][0]} and {out / 'manifest.json'}")
+    print(f"  top module        {manifest['top']}")
+    print(f"  s_axis_tdata      {manifest['interface']['s_axis_tdata_width']} bits, "
+          f"m_axis_tdata {manifest['interface']['m_axis_tdata_width']} bits")
+    fmts = manifest["formats"]
+    print(f"  formats           input {fmts['input']}, weight {fmts['weight']}"
+          + (f", bias {fmts['bias']}" if fmts.get("bias") else "") + f", output {fmts['output']}")
+    print(f"  accumulator       {fmts['accumulator']}")
+    print(f"  array             {arr['pe_count']} PEs, {perf['cycles_per_step']} cycles per input step")
+    print(f"  cycles per frame  {perf['cycles_per_frame_formula']}")
+    return 0

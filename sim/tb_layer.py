@@ -1,0 +1,176 @@
+"""cocotb testbench of a generated layer: AXI4-Stream in, AXI4-Stream out, scoreboard against the model.
+
+Run by :mod:`tconv.sim.runner` (never imported outside a simulator). The job is
+described by a JSON file named in ``TCONV_TB_JOB``:
+
+``design``      the generated folder (manifest.json, weights.npz, Verilog)
+``vectors``     an ``.npz`` with ``inputs`` (steps, in_channels) codes of all
+                frames back to back and ``lengths`` (frames,)
+``results``     where to write the results JSON
+``source_pause`` / ``sink_pause``  back-pressure patterns (see :func:`pause_pattern`)
+``seed``        for the random patterns
+``isolate_frames``  send each frame only once the previous one has come out
+                (so every frame's cycle count can be checked); default: back to back
+
+The scoreboard compares every output word with the model and reports the first
+mismatch by frame, output step and filter; a monitor counts the clock cycles of
+each frame from its first input beat accepted to its last output beat sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+
+from tconv.sim.design import GeneratedDesign
+
+CLOCK_NS = 10
+
+
+def pause_pattern(name: str, rng: random.Random):
+    """Infinite pause generator (True = stall this cycle) for a back-pressure pattern name.
+
+    ``none``: never; ``random``: each cycle with probability 0.3; ``bursty``: runs
+    of 1-40 ready cycles then 1-25 stalled ones; ``toggle``: every other cycle;
+    ``long``: 200 stalled cycles every 300.
+    """
+    if name == "none":
+        return itertools.repeat(False)
+    if name == "random":
+        return (rng.random() < 0.3 for _ in itertools.count())
+    if name == "bursty":
+        def bursts():
+            while True:
+                yield from [False] * rng.randint(1, 40)
+                yield from [True] * rng.randint(1, 25)
+        return bursts()
+    if name == "toggle":
+        return itertools.cycle([False, True])
+    if name == "long":
+        return itertools.cycle([False] * 100 + [True] * 200)
+    raise ValueError(f"unknown back-pressure pattern {name!r}")
+
+
+class BeatMonitor:
+    """Counts cycles and records the cycle of every accepted input and sent output beat."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cycle = 0
+        self.in_beats: list[tuple[int, bool]] = []   # (cycle, tlast)
+        self.out_beats: list[tuple[int, bool]] = []
+
+    async def run(self):
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+            if int(dut.rst.value):
+                continue
+            for name in ("s_axis_tready", "m_axis_tvalid"):
+                assert getattr(dut, name).value.is_resolvable, \
+                    f"{name} is X/Z at cycle {self.cycle} after reset"
+            m_valid = int(dut.m_axis_tvalid.value)
+            if m_valid:
+                # AXI4-Stream: while tvalid is high, tdata and tlast are meaningful.
+                assert dut.m_axis_tdata.value.is_resolvable and dut.m_axis_tlast.value.is_resolvable, (
+                    f"m_axis_tdata/tlast hold X/Z at cycle {self.cycle} while m_axis_tvalid is high: "
+                    f"{dut.m_axis_tdata.value}")
+            if int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value):
+                self.in_beats.append((self.cycle, bool(int(dut.s_axis_tlast.value))))
+            if m_valid and int(dut.m_axis_tready.value):
+                self.out_beats.append((self.cycle, bool(int(dut.m_axis_tlast.value))))
+
+
+def frame_cycles(monitor: BeatMonitor, lengths, out_lengths) -> list[int | None]:
+    """Per frame: cycles from its first input accepted to its last output sent (inclusive)."""
+    cycles = []
+    in_pos = out_pos = 0
+    for length, out_len in zip(lengths, out_lengths):
+        first_in = monitor.in_beats[in_pos][0] if in_pos < len(monitor.in_beats) else None
+        in_pos += length
+        out_pos += out_len
+        if out_len == 0 or first_in is None or out_pos > len(monitor.out_beats):
+            cycles.append(None)
+            continue
+        cycles.append(monitor.out_beats[out_pos - 1][0] - first_in + 1)
+    return cycles
+
+
+@cocotb.test()
+async def layer_matches_model(dut):
+    job = json.loads(Path(os.environ["TCONV_TB_JOB"]).read_text())
+    design = GeneratedDesign.load(job["design"])
+    with np.load(job["vectors"]) as v:
+        inputs, lengths = v["inputs"], [int(n) for n in v["lengths"]]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
+    expected = [design.expected_frame(f) for f in frames]
+    rng = random.Random(job.get("seed", 0))
+
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst, byte_lanes=1)
+    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst, byte_lanes=1)
+    source.set_pause_generator(pause_pattern(job.get("source_pause", "none"), rng))
+    sink.set_pause_generator(pause_pattern(job.get("sink_pause", "none"), rng))
+    monitor = BeatMonitor(dut)
+
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    cocotb.start_soon(monitor.run())
+
+    isolate = bool(job.get("isolate_frames", False))
+    if not isolate:
+        for frame in frames:
+            await source.send(AxiStreamFrame(tdata=design.pack_inputs(frame)))
+
+    # Generous timeout: the formula's cycles (or a crude bound) times the stall factor.
+    per_step = design.manifest.get("array", {}).get("cycles_per_step", 1)
+    bound = sum(design.frame_cycles(n) or (n * per_step + 200) for n in lengths)
+    timeout_ns = (bound * 20 + 5000) * CLOCK_NS
+    mismatches, received = [], 0
+    for index, want in enumerate(expected):
+        if isolate:
+            # Each frame meets an idle array: its cycle count is the manifest formula's.
+            await ClockCycles(dut.clk, 20)
+            await source.send(AxiStreamFrame(tdata=design.pack_inputs(frames[index])))
+        if want.shape[0] == 0:
+            continue  # a frame with no output emits no beat at all
+        rx = await with_timeout(sink.recv(), timeout_ns, "ns")
+        got = design.unpack_outputs(rx.tdata)
+        received += got.shape[0]
+        if got.shape != want.shape:
+            mismatches.append({"frame": index, "problem": f"{got.shape[0]} beats received, {want.shape[0]} expected"})
+            break
+        bad = np.argwhere(got != want)
+        if bad.size:
+            step, filt = (int(i) for i in bad[0])
+            mismatches.append({"frame": index, "step": step, "filter": filt,
+                               "expected": int(want[step, filt]), "got": int(got[step, filt]),
+                               "wrong_words": int(len(np.unique(bad[:, 0])))})
+    # Nothing more may come out.
+    await ClockCycles(dut.clk, 50)
+    extra = sink.count()
+    out_lengths = [w.shape[0] for w in expected]
+    result = {
+        "frames": len(frames), "beats_in": len(monitor.in_beats), "beats_out": len(monitor.out_beats),
+        "expected_beats_out": int(sum(out_lengths)), "extra_beats": int(extra),
+        "mismatches": mismatches, "cycles": frame_cycles(monitor, lengths, out_lengths),
+        "lengths": lengths, "total_cycles": monitor.cycle,
+    }
+    Path(job["results"]).write_text(json.dumps(result, indent=2))
+
+    assert not mismatches, f"RTL differs from the model: {mismatches[0]}"
+    assert extra == 0, f"{extra} output beat(s) after the last expected one"
+    assert len(monitor.in_beats) == len(inputs), "not every input beat was accepted"
+    assert len(monitor.out_beats) == sum(out_lengths), "output beat count differs from the model's L_out"

