@@ -43,7 +43,7 @@ test: setup
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
 demo: setup
-	$(BIN)/python examples/keras_doc_analysis.py
+	$(BIN)/python examples/keras_to_verilog.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache sim_build

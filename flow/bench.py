@@ -3,7 +3,8 @@
 Four sections (design.md, "Performance"):
 
 ``layers``  MAC utilization of the five benchmark layers, cycles measured in RTL
-            simulation (one frame, source and sink never stalling), beside the
+            simulation (one frame, source and sink never stalling; useful MACs are
+            the products that land inside the cropped output), beside the
             utilization a zero-insertion design and a stride-phase (sub-kernel)
             design would reach on the same layer.
 ``fpga``    Fmax and resources on ECP5-85F (speed grades 6 and 8) for 16, 64 and
@@ -31,7 +32,7 @@ from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, geometry
 from .files import Design
 
 __all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "run_bench", "to_markdown", "to_text",
-           "zero_insertion_utilization", "subkernel_utilization"]
+           "zero_insertion_utilization", "subkernel_utilization", "useful_pairs"]
 
 #: design.md's benchmark layers (channels_last, batch 1).
 BENCH_LAYERS = {
@@ -63,22 +64,25 @@ def _design(name: str, pe_count: int, seed: int = 0) -> tuple[Design, np.ndarray
     return Design(cfg, formats, {"pe_count": pe_count}), kernel, bias
 
 
+def useful_pairs(cfg: LayerConfig, length: int) -> int:
+    """(step, tap) pairs whose product lands inside the cropped output window."""
+    pos = (np.arange(length)[:, None] * cfg.strides + np.arange(cfg.kernel_size)[None, :] * cfg.dilation_rate
+           - cfg.crop_left)
+    return int(((pos >= 0) & (pos < cfg.output_length(length))).sum())
+
+
 def zero_insertion_utilization(cfg: LayerConfig, length: int) -> float:
     """Useful share of the MACs of a zero-insertion design: the input upsampled with
-    ``strides - 1`` zeros and convolved densely with the dilated kernel (``Keff``
-    taps, zeros included) over the full output, ``(L-1)*strides + Keff`` positions."""
-    keff = cfg.keff
-    return length * cfg.kernel_size / (((length - 1) * cfg.strides + keff) * keff)
+    ``strides - 1`` zeros and convolved densely with the dilated kernel, so each
+    output position costs ``Keff`` taps (zeros included)."""
+    return useful_pairs(cfg, length) / (cfg.output_length(length) * cfg.keff)
 
 
 def subkernel_utilization(cfg: LayerConfig, length: int) -> float:
-    """Useful share of the MACs of a stride-phase (sub-kernel) design: each of the
-    ``strides`` output phases convolves the input with its sub-kernel, padded to
-    ``ceil(kernel_size / strides)`` taps, over the full output; dilation is an
-    address stride, so a dilated kernel keeps its ``kernel_size`` taps."""
-    taps = math.ceil(cfg.kernel_size / cfg.strides)
-    positions = (length - 1) * cfg.strides + cfg.keff
-    return length * cfg.kernel_size / (positions * taps)
+    """Useful share of the MACs of a stride-phase (sub-kernel) design: each output
+    phase convolves the input with its sub-kernel, padded to ``ceil(kernel_size /
+    strides)`` taps; dilation is an address stride, so no zero tap is computed."""
+    return useful_pairs(cfg, length) / (cfg.output_length(length) * math.ceil(cfg.kernel_size / cfg.strides))
 
 
 def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict]:
@@ -94,7 +98,7 @@ def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict
         design, kernel, bias = _design(name, pe_count)
         manifest = generate_design(design, kernel, bias, out, log=lambda *_: None)
         res = simulate(out, simulator, lengths=[length], seed=1)
-        macs = length * cfg.kernel_size * cfg.filters * cfg.in_channels
+        macs = res.first_frame_macs
         cycles = res.cycles[0]
         rows.append({
             "name": name, "pe_count": pe_count, "L": length, "cycles": cycles,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tconv.model.keras_import import KerasImport, find_layer, import_keras, laye
 from .files import Design
 
 __all__ = ["KerasDesign", "add_keras_arguments", "check_form", "keras_design", "keras_module",
-           "load_keras_model", "load_model_inputs", "parse_formats"]
+           "load_keras_model", "load_model_inputs", "note_default_data", "parse_formats"]
 
 
 def keras_module():
@@ -158,6 +159,13 @@ def parse_formats(formats_file: str | None, items: list[str]) -> dict:
                              f"output, e.g. --format 'input=fixed<8,3,RND,SAT>'")
         formats[stage] = fmt.strip()
     return formats
+
+
+def note_default_data(calibration) -> None:
+    """Say on stderr, even with -q, when the formats come from the default standard-normal batch."""
+    if calibration.default_data:
+        print("tconv: note: no --data given: formats calibrated on a standard-normal batch of the layer's "
+              "inputs; pass --data X.npy (the model's inputs) for formats that fit your signals", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ design

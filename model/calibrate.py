@@ -280,7 +280,7 @@ def _stage(fmt: FixedFormat, values: np.ndarray, source: str, headroom=None, not
 
 
 def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, width: int = 8,
-              policy: CalibrationPolicy | None = None, data: str | None = None, batch: int = 4,
+              policy: CalibrationPolicy | None = None, data_name: str | None = None, batch: int = 4,
               length: int = 32, seed: int = 0) -> Calibration:
     """Choose the layer's input, weight, bias and output formats (module docstring: the policy).
 
@@ -302,7 +302,7 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
     width : int
         Shorthand for ``CalibrationPolicy(width=width)`` when ``policy`` is omitted.
     policy : CalibrationPolicy, optional
-    data : str, optional
+    data_name : str, optional
         Description of ``x`` for the report (e.g. the file it came from).
 
     Returns
@@ -335,8 +335,8 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
     if default_data:
         x = default_input(config, batch=batch, length=length, seed=seed)
         shape = "x".join(str(n) for n in x.shape)
-        data = (f"no calibration data given: a standard-normal batch ({shape}, seed {seed}) "
-                f"of the layer's own inputs")
+        data_name = (f"no calibration data given: a standard-normal batch ({shape}, seed {seed}) "
+                     f"of the layer's own inputs")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
         x = x[None]
@@ -347,8 +347,8 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
                          f"in_channels={config.in_channels}")
     if not np.isfinite(x).all():
         raise ValueError(f"calibration inputs hold {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
-    if data is None:
-        data = f"{x.shape[0]} sequence(s) of the layer's inputs, shape {x.shape}"
+    if data_name is None:
+        data_name = f"{x.shape[0]} sequence(s) of the layer's inputs, shape {x.shape}"
 
     rnd, ovf = policy.rounding, policy.overflow
     stages: dict[str, StageCalibration] = {}
@@ -423,4 +423,4 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
     if default_data:
         notes.append("pass calibration data (the inputs your model sees) for formats that fit your signals")
     return Calibration({k: stages[k] for k in ("input", "weight", "bias", "output") if k in stages},
-                       policy, data, default_data, notes)
+                       policy, data_name, default_data, notes)

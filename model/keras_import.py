@@ -283,7 +283,7 @@ def import_keras(obj, *, name: str | None = None, data=None, formats=None, width
             desc = f"{data_name or 'layer inputs'}: shape {x.shape}"
     else:
         desc = None
-    cal = calibrate(config, kernel, bias, x, formats=formats, width=width, policy=policy, data=desc,
+    cal = calibrate(config, kernel, bias, x, formats=formats, width=width, policy=policy, data_name=desc,
                     batch=batch, length=length, seed=seed)
     if x is None:
         from .calibrate import default_input

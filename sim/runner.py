@@ -79,11 +79,20 @@ class SimResult:
         return "\n".join(lines)
 
 
+_RESULT_KEYS = {"frames", "beats_in", "beats_out", "expected_beats_out", "mismatches", "cycles", "total_cycles",
+                "lengths", "extra_beats"}
+
+
 def useful_macs(layer, length: int) -> int:
-    """Multiplications of real (not inserted-zero) operands in one frame: every
-    input step meets every tap, filter and channel once."""
+    """Multiplications that reach the output in one frame: of the ``length x
+    kernel_size`` (step, tap) pairs, those landing inside the cropped output
+    window, each ``filters x in_channels`` MACs. Products that ``same``
+    padding crops away are work, but not useful work."""
     c = layer.config
-    return length * c.kernel_size * c.filters * c.in_channels
+    out_len = c.output_length(length)
+    pos = (np.arange(length)[:, None] * c.strides + np.arange(c.kernel_size)[None, :] * c.dilation_rate
+           - c.crop_left)
+    return int(((pos >= 0) & (pos < out_len)).sum()) * c.filters * c.in_channels
 
 
 def random_frames(design: GeneratedDesign, lengths, seed: int = 0, kind: str = "random") -> np.ndarray:
@@ -102,14 +111,18 @@ def random_frames(design: GeneratedDesign, lengths, seed: int = 0, kind: str = "
 
 def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs: np.ndarray | None = None,
              seed: int = 0, source_pause: str = "none", sink_pause: str = "none", waves: bool = False,
-             isolate_frames: bool = False, verbose: bool = False) -> SimResult:
+             isolate_frames: bool = False, verbose: bool = False, test_module: str = "tconv.sim.tb_layer",
+             job: dict | None = None) -> SimResult:
     """Simulate the design in ``design_dir`` on ``simulator`` and compare with the model.
 
     ``inputs`` are the codes of all frames back to back, ``(sum(lengths),
     in_channels)``; random codes when omitted. Frames follow each other back to
     back unless ``isolate_frames``, which sends each frame once the previous one
     has left, so each frame's cycle count meets an idle array. Raises
-    ``SimulatorMissing`` when the simulator is not installed.
+    ``SimulatorMissing`` when the simulator is not installed. Another cocotb
+    module can be run with ``test_module``; ``job`` adds keys to the JSON job
+    it reads from ``TCONV_TB_JOB`` (see ``tconv.sim.tb_layer``), and its results
+    JSON must have the keys tb_layer writes.
     """
     from cocotb_tools.runner import get_runner
 
@@ -146,13 +159,13 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         np.savez(tmp / "vectors.npz", inputs=inputs, lengths=np.array(lengths))
         job = {"design": str(design.folder.resolve()), "vectors": str(tmp / "vectors.npz"),
                "results": str(tmp / "results.json"), "source_pause": source_pause,
-               "sink_pause": sink_pause, "seed": seed, "isolate_frames": isolate_frames}
+               "sink_pause": sink_pause, "seed": seed, "isolate_frames": isolate_frames, **(job or {})}
         (tmp / "job.json").write_text(json.dumps(job))
         env = {**simulator_env(simulator), "TCONV_TB_JOB": str(tmp / "job.json")}
         xml = tmp / "results.xml"
         try:
             with _quiet(not verbose):
-                runner.test(test_module="tconv.sim.tb_layer", hdl_toplevel=design.top, build_dir=build_dir,
+                runner.test(test_module=test_module, hdl_toplevel=design.top, build_dir=build_dir,
                             test_dir=tmp, extra_env=env, waves=waves, log_file=log,
                             timescale=("1ns", "1ps"), results_xml=str(xml))
         except SystemExit:
@@ -160,10 +173,12 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         passed = xml.is_file() and _passed(xml)
         if (tmp / "results.json").is_file():
             res = json.loads((tmp / "results.json").read_text())
+            extra = {k: v for k, v in res.items() if k not in _RESULT_KEYS}
         else:  # the testbench stopped before its scoreboard finished: say why
             res = {"frames": len(lengths), "beats_in": 0, "beats_out": 0, "expected_beats_out": 0,
                    "mismatches": [{"problem": _failure_reason(log)}], "cycles": [None] * len(lengths),
                    "total_cycles": 0}
+            extra = {}
         wave_file = None
         if waves:
             found = sorted(tmp.glob("*.fst")) + sorted(tmp.glob("*.vcd")) + sorted(build_dir.glob("*.fst"))
@@ -180,7 +195,7 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
                         for i, n in enumerate(lengths)], total_cycles=res["total_cycles"],
         useful_macs=sum(useful_macs(layer, n) for n in lengths),
         pe_count=design.manifest.get("array", {}).get("pe_count"), log=log, waves=wave_file,
-        extra={"first_frame_macs": useful_macs(layer, lengths[0])})
+        extra={"first_frame_macs": useful_macs(layer, lengths[0]), **extra})
 
 
 def _build_errors(log: Path, count: int = 3) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..keras_model import add_keras_arguments
@@ -111,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(layer, x, sweep_widths=widths, vary=vary, progress=not args.quiet,
                           calibration=calibration, source=source)
     written = write_report(report, args.output, plots=not args.no_plots) if args.output else []
+    if calibration is not None:
+        from ..keras_model import note_default_data
+        note_default_data(calibration)
 
     if args.json:
         result = report.to_dict()
@@ -121,8 +123,6 @@ def run(args: argparse.Namespace) -> int:
     if calibration is not None:
         print(f"{source['keras']}: layer {source['layer']!r}")
         print(calibration, end="\n\n")
-        if calibration.default_data:
-            print("tconv: no --data: calibrated on a standard-normal batch of the layer's inputs", file=sys.stderr)
     print(report.text())
     if written:
         print(f"\nwrote {', '.join(str(p) for p in written)}" if len(written) == 1 else

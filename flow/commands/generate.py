@@ -38,7 +38,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..files import load_config, load_weights
     from ..generate import generate_design
-    from ..keras_model import check_form, keras_design, parse_formats
+    from ..keras_model import check_form, keras_design, note_default_data, parse_formats
 
     form = check_form(args, "generate")
     if form == "keras":
@@ -67,4 +67,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  accumulator       {fmts['accumulator']}")
     print(f"  array             {arr['pe_count']} PEs, {perf['cycles_per_step']} cycles per input step")
     print(f"  cycles per frame  {perf['cycles_per_frame_formula']}")
+    if form == "keras":
+        note_default_data(kd.imported.calibration)
     return 0
