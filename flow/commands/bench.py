@@ -20,7 +20,9 @@ def register(sub) -> None:
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown (e.g. docs/benchmarks.md)")
+    p.add_argument("--markdown", metavar="FILE",
+                   help="write the tables as Markdown into FILE (e.g. docs/benchmarks.md), between its "
+                        "'tconv bench' marker comments, keeping the text around them")
     p.add_argument("--work", metavar="DIR", default="bench_work",
                    help="folder for generated designs and tool logs (default bench_work/)")
     p.add_argument("--pe-count", type=int, default=64, help="PEs for the utilization runs (default 64)")
@@ -48,5 +50,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     if args.markdown:
-        Path(args.markdown).write_text(to_markdown(results) + "\n")
+        write_markdown(Path(args.markdown), to_markdown(results))
     return 0
+
+
+BEGIN, END = "<!-- tconv bench: begin -->", "<!-- tconv bench: end -->"
+
+
+def write_markdown(path: Path, tables: str) -> None:
+    """Put the tables between the bench markers of ``path``, keeping the prose around
+    them; a file without markers gets them appended (a new file holds only them)."""
+    block = f"{BEGIN}\n{tables}\n{END}"
+    text = path.read_text() if path.is_file() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
+    path.write_text(text)

@@ -1,0 +1,62 @@
+"""``tconv bench``: the computed comparison columns, the report files, the model section."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tconv.flow import bench
+from tconv.flow.cli import main
+from tconv.flow.commands.bench import BEGIN, END, write_markdown
+from tconv.model import LayerConfig
+
+
+def test_reference_utilizations_of_the_benchmark_layers():
+    cfg, length = bench._config("vocoder-up")
+    # same padding crops 8 of the 4096 (step, tap) products of the last step's tail.
+    assert bench.useful_pairs(cfg, length) == 256 * 16 - 8
+    assert bench.zero_insertion_utilization(cfg, length) == pytest.approx(4088 / (2048 * 16))
+    assert bench.subkernel_utilization(cfg, length) == pytest.approx(4088 / (2048 * 2))
+    cfg, length = bench._config("pointwise")
+    assert bench.zero_insertion_utilization(cfg, length) == bench.subkernel_utilization(cfg, length) == 1.0
+    dilated = LayerConfig(filters=1, kernel_size=3, dilation_rate=4, in_channels=1)
+    # valid: every product is useful; zero insertion pays Keff = 9 taps per output.
+    assert bench.zero_insertion_utilization(dilated, 10) == pytest.approx(30 / (18 * 9))
+
+
+def test_markdown_keeps_the_prose_around_the_tables(tmp_path):
+    path = tmp_path / "b.md"
+    write_markdown(path, "T1")
+    assert path.read_text() == f"{BEGIN}\nT1\n{END}\n"
+    path.write_text(f"# Title\n\n{BEGIN}\nold\n{END}\n\n## Notes\nkept\n")
+    write_markdown(path, "T2")
+    assert path.read_text() == f"# Title\n\n{BEGIN}\nT2\n{END}\n\n## Notes\nkept\n"
+
+
+def test_tables_render_from_results():
+    results = {
+        "machine": bench.machine(),
+        "layers": [{"name": "odd-stride", "pe_count": 64, "L": 64, "cycles": 332, "formula_cycles": 332,
+                    "useful_macs": 20352, "utilization": 0.958, "zero_insertion_utilization": 0.331,
+                    "subkernel_utilization": 0.828, "cycles_per_step": 5, "bit_exact": True}],
+        "fpga": [{"device": "LFE5U-85F", "speed": 8, "pe_count": 64, "layer": "keras-doc", "fmax_mhz": 200.0,
+                  "lut4": 1, "ff": 2, "mult18": 64, "ebr": 3, "seed": 1}],
+    }
+    text = bench.to_text(results)
+    assert "95.8%" in text and "odd-stride" in text and "LFE5U-85F" in text
+    md = bench.to_markdown(results)
+    assert md.count("| ---") == 0 and "|---|" in md and "### MAC utilization" in md
+
+
+def test_model_section(tmp_path, capsys):
+    pytest.importorskip("keras", reason="pip install -e '.[keras]'")
+    pytest.importorskip("apytypes", reason="pip install -e '.[test]'")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--only", "model", "--json", str(out), "--work", str(tmp_path / "w"), "-q"]) == 0
+    model = json.loads(out.read_text())["model"]
+    assert model["layer"] == "vocoder-up" and model["batch"] == 64
+    assert model["apytypes_bit_exact"] is True
+    for key in ("tconv_s", "keras_s", "ratio_vs_keras", "apytypes_s", "speedup_vs_apytypes"):
+        assert model[key] > 0
+    assert "Reference model speed" in capsys.readouterr().out
