@@ -227,7 +227,7 @@ class Requantize(wiring.Component):
             m.d.sync += rounded.eq(v << -shift)
 
         hi = fmt.max_code
-        lo = -fmt.max_code if (fmt.overflow == "SAT_SYM" and fmt.signed) else fmt.min_code
+        lo = fmt.saturation_min  # SAT_SYM: -max_code (ap_fixed's min | 1)
         if fmt.overflow == "WRAP":
             m.d.sync += self.o.eq(rounded.as_unsigned())
             return m

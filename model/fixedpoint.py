@@ -19,8 +19,11 @@ RND_CONV   to nearest, ties to even (convergent rounding)
 
 Overflow modes: WRAP (two's-complement wrap-around, the default), SAT (clamp to
 the range), SAT_ZERO (overflowing values become 0), SAT_SYM (clamp to the
-symmetric range ``[-max, max]`` for signed formats: ``ap_fixed`` maps the most
-negative code to ``-max`` as well).
+symmetric range ``[-max, max]`` for signed formats wider than one bit:
+``ap_fixed`` maps the most negative code to ``-max`` as well).
+
+``tests/test_ap_fixed.py`` compiles Vitis' own ``ap_fixed`` headers and checks
+every mode against them.
 """
 
 from __future__ import annotations
@@ -267,10 +270,10 @@ class FixedFormat:
             # |v| < 2**52: adding or subtracting one half is exact, so each mode is a
             # one-line float formula, and the range ends are exact floats.
             rounded = _ROUND_FLOAT[self.rounding](v)
-            over = (rounded > self.max_code) | (rounded < self._low) if flags else None
+            over = (rounded > self.max_code) | (rounded < self.saturation_min) if flags else None
             if self.overflow == "WRAP":
                 return self._wrap(rounded.astype(np.int64)), over
-            return self._saturate(rounded, self.max_code, self._low).astype(np.int64), over
+            return self._saturate(rounded, self.max_code, self.saturation_min).astype(np.int64), over
         floor = np.floor(v)
         rem = v - floor  # exact, in [0, 1]
         up = _round_decision(self.rounding, rem > 0.5, rem == 0.5, rem != 0, v < 0, np.fmod(floor, 2) != 0)
@@ -281,7 +284,7 @@ class FixedFormat:
         over_hi = rounded >= top
         if not self.signed:
             over_lo = rounded < 0
-        elif self._low == self.min_code:
+        elif self.saturation_min == self.min_code:
             over_lo = rounded < -top
         else:
             over_lo = rounded <= -top  # SAT_SYM: the most negative code is out of range
@@ -333,15 +336,15 @@ class FixedFormat:
         if shift > 0:
             # |a| <= 2**61, so a shift by 63 already drops every bit but the sign.
             v = _ROUND_SHIFT[self.rounding](a, min(shift, 63))
-            over = (v > self.max_code) | (v < self._low) if flags else None
+            over = (v > self.max_code) | (v < self.saturation_min) if flags else None
             if self.overflow == "WRAP":
                 return self._wrap(v), over
-            return self._saturate(v, self.max_code, self._low), over
+            return self._saturate(v, self.max_code, self.saturation_min), over
         # No bits are dropped: a left shift, whose overflow is decided before
         # shifting so int64 never overflows.
         k = -shift
         over_hi = a > (self.max_code >> k)
-        over_lo = a < -((-self._low) >> k)  # a * 2**k < low  <=>  a < ceil(low / 2**k)
+        over_lo = a < -((-self.saturation_min) >> k)  # a * 2**k < low  <=>  a < ceil(low / 2**k)
         if self.overflow == "WRAP":
             if k >= self.width:
                 return np.zeros_like(a), over_hi | over_lo
@@ -369,13 +372,14 @@ class FixedFormat:
         over = over_hi | over_lo
         if self.overflow == "SAT_ZERO":
             return np.where(over, 0, v).astype(np.int64), over
-        return np.where(over_hi, self.max_code, np.where(over_lo, self._low, v)).astype(np.int64), over
+        return np.where(over_hi, self.max_code, np.where(over_lo, self.saturation_min, v)).astype(np.int64), over
 
     @property
-    def _low(self) -> int:
+    def saturation_min(self) -> int:
         """Smallest code the overflow mode keeps: ap_fixed's SAT_SYM treats the
-        most negative code as an underflow and maps it to ``-max_code``."""
-        if self.overflow == "SAT_SYM" and self.signed:
+        most negative code as an underflow and maps it to ``-max_code`` (its
+        ``min | 1``, which for a 1-bit format is the most negative code itself)."""
+        if self.overflow == "SAT_SYM" and self.signed and self.width > 1:
             return -self.max_code
         return self.min_code
 

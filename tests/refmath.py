@@ -38,8 +38,8 @@ def ref_overflow(r: int, fmt: FixedFormat) -> int:
         return (r - lo) % (1 << fmt.width) + lo
     if fmt.overflow == "SAT_ZERO":
         return r if lo <= r <= hi else 0
-    if fmt.overflow == "SAT_SYM" and fmt.signed:
-        lo = -hi
+    if fmt.overflow == "SAT_SYM" and fmt.signed and fmt.width > 1:
+        lo = -hi  # ap_fixed: underflow gives min | 1
     return min(max(r, lo), hi)
 
 
