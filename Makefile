@@ -9,7 +9,7 @@ JOBS   ?= auto
 .PHONY: setup test demo iverilog clean help
 
 help:
-	@echo "make demo   - run the tconv flow on the Keras documentation example layer"
+	@echo "make demo   - a small Keras model to analysed, generated and simulated Verilog, end to end"
 	@echo "make test   - run the whole test suite (sets everything up first)"
 	@echo "make setup  - create .venv, install tconv with all extras and Icarus Verilog"
 	@echo "make clean  - remove .venv and build products"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, geometry
+from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
 
 from .files import Design
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
 
-__all__ = ["Design", "load_config", "load_weights", "load_data", "build_layer", "write_json_atomic"]
+__all__ = ["Design", "load_config", "load_weights", "load_data", "build_layer", "write_atomic",
+           "write_json_atomic", "current_umask"]
 
 _FORMAT_KEYS = ("input", "weight", "bias", "output")
 _TOP_KEYS = {"layer", "formats", "array"}
@@ -153,15 +154,28 @@ def build_layer(design: Design, kernel: np.ndarray, bias: np.ndarray | None) -> 
                             bias_format=f.get("bias"), output_format=f["output"])
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half of it."""
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file through a temporary name and a rename, so a reader never sees
+    half of it; the file gets the permissions an ordinary write would give."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would make the file private
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """:func:`write_atomic` of ``obj`` as indented JSON."""
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")

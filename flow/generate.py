@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import Design, build_layer
+from .files import Design, build_layer, current_umask
 
 __all__ = ["generate_design", "ARRAY_KEYS", "TEST_VECTOR_LENGTHS"]
 
@@ -86,6 +86,12 @@ def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: s
         manifest["weights"] = "weights.npz"
         manifest["test_vectors"] = "test_vectors.npz"
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        # mkdtemp's folder is 0700 and hw's atomic writes leave 0600 files: give the
+        # design the permissions an ordinary folder would have.
+        mask = current_umask()
+        tmp.chmod(0o777 & ~mask)
+        for f in tmp.iterdir():
+            f.chmod(0o666 & ~mask)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old")

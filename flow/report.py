@@ -22,6 +22,8 @@ import numpy as np
 
 from tconv.model import Conv1DTransposeQ, ErrorReport, analyze, conv1d_transpose, error_bound, sweep
 
+from .files import current_umask, write_atomic
+
 __all__ = ["Report", "build_report", "render_plots", "write_report", "PLOTS"]
 
 #: The PNG files a report folder holds (the sweep plot only when a sweep ran).
@@ -190,8 +192,8 @@ def build_report(layer: Conv1DTransposeQ, x, *, sweep_widths=None, vary=("weight
             "sqnr_db": _sqnr(float(np.sum(ref[:, f] ** 2)), float(np.sum(e ** 2))),
         })
 
-    def stage(fmt, values, overflows):
-        mode = fmt.overflow
+    def stage(fmt, values, overflows, mode=None):
+        mode = mode or fmt.overflow
         return {"format": str(fmt), "overflow_mode": mode, "values": int(values), "overflows": int(overflows),
                 "saturated": int(overflows) if mode in ("SAT", "SAT_SYM") else 0,
                 "wrapped": int(overflows) if mode == "WRAP" else 0,
@@ -202,7 +204,7 @@ def build_report(layer: Conv1DTransposeQ, x, *, sweep_widths=None, vary=("weight
     if layer.bias_format is not None:
         saturation["bias"] = stage(layer.bias_format, cfg.filters, layer.bias_overflow)
     # Exact by construction: the accumulator is derived wide enough for any sum.
-    saturation["accumulator"] = stage(layer.accumulator_format, st.accumulator.size, 0)
+    saturation["accumulator"] = stage(layer.accumulator_format, st.accumulator.size, 0, mode="exact")
     saturation["output"] = stage(layer.output_format, st.output.size, st.output_overflow.sum())
 
     rows = None
@@ -332,7 +334,7 @@ def write_report(report: Report, folder, *, plots: bool = True) -> list[Path]:
     if not folder.exists():
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
             for name, data in files.items():
                 (tmp / name).write_bytes(data)
             tmp.rename(folder)
@@ -341,23 +343,5 @@ def write_report(report: Report, folder, *, plots: bool = True) -> list[Path]:
             raise
     else:
         for name, data in files.items():
-            _write_atomic(folder / name, data)
+            write_atomic(folder / name, data)
     return [folder / name for name in files]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

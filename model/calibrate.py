@@ -391,7 +391,9 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
                     if not wide.quantize_with_flags(bias_arr * h)[1].any():
                         break
                 note = f"fractional bits capped at Fa = {acc_frac}"
-                if not wide.quantize(bias_arr).any():
+                if not bias_arr.any():
+                    note = "all zero"
+                elif not wide.quantize(bias_arr).any():
                     note = f"bias below the accumulator's LSB 2^-{acc_frac}"
                     notes.append(f"the bias (max |b| {np.abs(bias_arr).max():.3g}) rounds to zero on the "
                                  f"accumulator's grid 2^-{acc_frac}; wider inputs or weights would keep it")

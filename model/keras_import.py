@@ -163,11 +163,9 @@ def layer_weights(layer) -> tuple[np.ndarray, np.ndarray | None]:
     ``kernel`` is ``(kernel_size, filters, in_channels)``; ``bias`` is None without one.
     """
     _check_built(layer)
-    keras = _keras_of(layer)
-    kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float64)
-    bias = None
-    if layer.use_bias:
-        bias = np.asarray(keras.ops.convert_to_numpy(layer.bias), dtype=np.float64)
+    # np.asarray, not keras.ops.convert_to_numpy: the latter warns under numpy 2 on jax.
+    kernel = np.array(np.asarray(layer.kernel), dtype=np.float64)
+    bias = np.array(np.asarray(layer.bias), dtype=np.float64) if layer.use_bias else None
     return kernel, bias
 
 
@@ -185,12 +183,11 @@ def layer_inputs(model, layer, x, *, batch_size: int = _BATCH) -> np.ndarray:
     ValueError
         If the model fails on ``x`` (Keras' first line), or never calls the layer.
     """
-    keras = _keras_of(layer)
     seen: list[np.ndarray] = []
     original = layer.call
 
     def record(inputs, *args, **kwargs):
-        seen.append(np.asarray(keras.ops.convert_to_numpy(inputs), dtype=np.float64))
+        seen.append(np.array(np.asarray(inputs), dtype=np.float64))
         return original(inputs, *args, **kwargs)
 
     batches = [x[i:i + batch_size] for i in range(0, len(x), batch_size)] if isinstance(x, np.ndarray) else [x]

@@ -96,3 +96,15 @@ def test_simulate_shipped_vectors_and_random_frames(files, capsys):
 def test_simulate_errors(files, capsys):
     rc, _, err = _run(capsys, "simulate", files / "nothing-here")
     assert rc == 2 and "no manifest.json" in err
+
+
+def test_generated_files_are_not_private(files, capsys):
+    """The design folder gets ordinary permissions, not the 0700/0600 of temporary files."""
+    assert _run(capsys, "generate", files / "config.json", "--weights", files / "w.npz", "-o", files / "out",
+                "-q")[0] == 0
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (files / "out").stat().st_mode & 0o777 == 0o777 & ~mask
+    for f in (files / "out").iterdir():
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f

@@ -123,6 +123,16 @@ def test_layer_inside_nested_model_gets_its_own_inputs(keras, nested):
     assert q.calibration.formats == result.calibration.formats
 
 
+def test_channels_first_model_inputs(keras):
+    rng = np.random.default_rng(3)
+    layer = make_layer(keras, rng, filters=2, kernel_size=3, strides=2, data_format="channels_first", name="cf")
+    model = wrap(keras, layer, "sequential")
+    x = rng.standard_normal((4, C_IN, LENGTH)).astype("float32")
+    result = import_keras(model, data=x)
+    assert result.name == "cf" and np.array_equal(result.inputs, x)
+    assert result.calibration.stages["input"].min == x.min()
+
+
 @pytest.mark.parametrize("name,message", [
     ("nope", "the model has no layer named 'nope'; its Conv1DTranspose layers: decoder/up, decoder/up2"),
     ("enc", "layer 'enc' of the model is a Conv1D, not a Conv1DTranspose; its Conv1DTranspose layers: "
@@ -169,6 +179,7 @@ def saved(keras, nested, tmp_path_factory):
     model, x, _ = nested
     model.save(root / "model.keras")
     np.save(root / "x.npy", x)
+    np.save(root / "x_test.npy", x[:2])
     return root
 
 
@@ -180,12 +191,16 @@ def _run(capsys, *argv):
 
 def test_analyze_keras_writes_the_report(saved, tmp_path, capsys):
     rc, out, err = _run(capsys, "analyze", "--keras", saved / "model.keras", "--layer", "up", "--data",
-                        saved / "x.npy", "--sweep", "6:9", "-o", tmp_path / "rep", "-q")
+                        saved / "x.npy", "--test-data", saved / "x_test.npy", "--sweep", "6:9", "-o",
+                        tmp_path / "rep", "-q")
     assert rc == 0, err
     assert "calibration: 8-bit inputs and weights" in out and "per filter" in out and "SQNR" in out
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["source"]["layer"] == "decoder/up" and rep["calibration"]["default_data"] is False
     assert len(rep["sweep"]) == 12 and rep["within_bound"] is True
+    # Calibrated on x.npy (5 examples), measured on x_test.npy (2): 12 steps of 2 filters each.
+    assert rep["n_outputs"] == 2 * 12 * 2 and rep["source"]["data"].endswith("x_test.npy")
+    assert rep["calibration"]["stages"]["input"]["count"] == 5 * 6 * C_IN
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"report.json", "sqnr_vs_bits.png",
                                                               "error_histogram.png", "trace.png"}
     # Same formats as the Python import on the same data.
