@@ -235,11 +235,11 @@ def machine() -> dict:
 def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts=(16, 64, 128),
               speeds=(6, 8), seed: int = 1, simulator: str = "verilator", log=print) -> dict:
     """Run the chosen sections; returns the JSON-able results (``tconv bench --json``)."""
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
     bad = [s for s in sections if s not in SECTIONS]
     if bad:
         raise ValueError(f"unknown bench section(s) {bad}; choose from {', '.join(SECTIONS)}")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine()}
     if "layers" in sections:
         results["layers"] = bench_layers(work, simulator=simulator, pe_count=pe_count, log=log)
