@@ -42,6 +42,12 @@ iverilog:
 test: setup
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
+# Formal proof of the smallest configuration (SymbiYosys + z3 from PyPI, see tconv.sim.formal):
+# m_axis handshake rules by k-induction, beats per frame and progress by bounded model checking.
+.PHONY: formal
+formal: setup
+	$(BIN)/python -m tconv.sim.formal -o build/formal --count-depth 27 --progress-depth 64
+
 demo: setup
 	$(BIN)/python examples/keras_to_verilog.py
 

