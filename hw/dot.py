@@ -1,14 +1,9 @@
 """One group of PEs: ``lanes`` multipliers and a pipelined adder tree.
 
-Each multiplier has its operands registered right in front of it and its product
-registered right behind it, so the path through one ECP5 MULT18X18D (which
-Yosys' ECP5 flow maps without its internal registers) starts and ends at a
-flip-flop. The operands pass two registers: on the ECP5 the DSP rows lie a
-dozen rows away from the block-RAM rows (and from the step buffer's wide
-registers), and the second register is free to sit next to the multiplier while
-the first one sits next to the source (the weight ROM's block-RAM output, slow
-without its output register, feeds only that first flip-flop). The tree
-registers every level.
+Each multiplier has registered operands (the caller's x register and the weight
+ROM's output register) and a registered product, the shape Yosys maps onto one
+ECP5 MULT18X18D per PE. The tree registers every second level so each cycle
+holds at most two adders.
 """
 
 from __future__ import annotations
@@ -33,13 +28,10 @@ def _product_shape(x_shape: Shape, w_shape: Shape) -> Shape:
 def adder_tree(m: Module, operands: list, out_shape: Shape, *, name: str, select=None):
     """Sum of ``operands`` through ``tree_stages(len(operands))`` register stages.
 
-    Levels add pairs (an odd one out passes through) and every level is
-    registered: one carry chain between flip-flops. (With two levels per
-    stage, Yosys merges the adders of a stage into one multi-operand sum that
-    it maps to LUT compressors in front of a carry chain, which is slower.)
-    Returns the final register, of ``out_shape`` (which must hold the sum, or
-    ``select(sum)`` when given), or the single operand itself when there is
-    only one.
+    Levels add pairs (an odd one out passes through); a register follows every
+    second level and the last one. Returns the final register, of ``out_shape``
+    (which must hold the sum, or ``select(sum)`` when given), or the single
+    operand itself when there is only one.
     """
     level = list(operands)
     depth = 0
@@ -47,14 +39,16 @@ def adder_tree(m: Module, operands: list, out_shape: Shape, *, name: str, select
         nxt = [level[j] + level[j + 1] if j + 1 < len(level) else level[j]
                for j in range(0, len(level), 2)]
         depth += 1
-        regs = []
-        for j, expr in enumerate(nxt):
-            if len(nxt) == 1 and select is not None:
-                expr = select(expr)
-            r = Signal(out_shape if len(nxt) == 1 else expr.shape(), name=f"{name}_l{depth}_{j}")
-            m.d.sync += r.eq(expr)
-            regs.append(r)
-        level = regs
+        if depth % 2 == 0 or len(nxt) == 1:
+            regs = []
+            for j, expr in enumerate(nxt):
+                if len(nxt) == 1 and select is not None:
+                    expr = select(expr)
+                r = Signal(out_shape if len(nxt) == 1 else expr.shape(), name=f"{name}_l{depth}_{j}")
+                m.d.sync += r.eq(expr)
+                regs.append(r)
+            nxt = regs
+        level = nxt
     return level[0]
 
 
@@ -69,27 +63,21 @@ class DotProduct(wiring.Component):
         Operand shapes (signedness included).
     out_width : int
         Signed width of the sum; the caller guarantees it holds every sum.
-    operand_stages, product_stages : int
-        Registers in front of and behind each multiplier (at least 1 each).
 
     Members
     -------
     x : In(ArrayLayout(x_shape, lanes))
     w : In(ArrayLayout(w_shape, lanes))
     o : Out(signed(out_width))
-        The dot product of the operands presented ``latency`` cycles earlier
-        (operand registers, product registers, then the tree's stages).
+        The dot product of the operands presented ``latency`` cycles earlier.
     """
 
-    def __init__(self, lanes: int, *, x_shape: Shape, w_shape: Shape, out_width: int,
-                 operand_stages: int = 2, product_stages: int = 1):
+    def __init__(self, lanes: int, *, x_shape: Shape, w_shape: Shape, out_width: int):
         self.lanes = lanes
         self._x_shape = Shape.cast(x_shape)
         self._w_shape = Shape.cast(w_shape)
         self._out_width = out_width
-        self._operand_stages = operand_stages
-        self._product_stages = product_stages
-        self.latency = operand_stages + product_stages + tree_stages(lanes)
+        self.latency = 1 + tree_stages(lanes)
         super().__init__({
             "x": In(data.ArrayLayout(self._x_shape, lanes)),
             "w": In(data.ArrayLayout(self._w_shape, lanes)),
@@ -101,17 +89,8 @@ class DotProduct(wiring.Component):
         pshape = _product_shape(self._x_shape, self._w_shape)
         level = []
         for r in range(self.lanes):
-            xr, wr = self.x[r], self.w[r]
-            for n in range(self._operand_stages):
-                xn = Signal(self._x_shape, name=f"x{r}_{n}")
-                wn = Signal(self._w_shape, name=f"w{r}_{n}")
-                m.d.sync += [xn.eq(xr), wn.eq(wr)]
-                xr, wr = xn, wn
-            p = xr * wr
-            for n in range(self._product_stages):
-                pn = Signal(pshape, name=f"product{r}" + (f"_{n}" if n else ""))
-                m.d.sync += pn.eq(p)
-                p = pn
+            p = Signal(pshape, name=f"product{r}")
+            m.d.sync += p.eq(self.x[r] * self.w[r])
             level.append(p)
         m.d.comb += self.o.eq(adder_tree(m, level, signed(self._out_width), name="sum"))
         return m

@@ -3,12 +3,6 @@
 While the array works on one step (``cycles_per_step`` cycles), the next one is
 already taken from the stream, so the array never waits for a source that keeps
 up. A step stays in place until the array releases it with ``consume``.
-
-For clock speed the control outputs (``valid``, ``step.last``) are registers of
-their own (computed from the next state), and the data is read one cycle late
-(``data_d``, selected by a registered copy of the read pointer): the array's
-operand registers sit a pipeline stage after the issue logic anyway, and a
-released entry is not overwritten before the end of the cycle after ``consume``.
 """
 
 from __future__ import annotations
@@ -32,21 +26,11 @@ class StepBuffer(wiring.Component):
     -------
     i : In(stream.Signature(step_layout(width)))
     valid : Out(1)
-        A step is available (a register).
+        A step is available in ``step``.
     step : Out(step_layout(width))
-        ``step.last`` is the oldest buffered step's ``tlast`` (a register);
-        ``step.data`` its data.
-    next_last : Out(1)
-        What ``step.last`` will be in the next cycle (for registers that
-        combine it with other state).
-    data_d : Out(width)
-        The data of the step that was the oldest one in the previous cycle,
-        even if it was released by ``consume`` then.
+        The oldest buffered step; stable until ``consume``.
     consume : In(1)
-        Releases the oldest step (only while ``valid``).
-
-    ``i.ready`` is the inverse of a register: the buffer takes a step unless
-    both entries are full.
+        Releases ``step`` (only while ``valid``).
     """
 
     def __init__(self, width: int):
@@ -55,8 +39,6 @@ class StepBuffer(wiring.Component):
             "i": In(stream.Signature(step_layout(width))),
             "valid": Out(1),
             "step": Out(step_layout(width)),
-            "data_d": Out(width),
-            "next_last": Out(1),
             "consume": In(1),
         })
 
@@ -64,41 +46,22 @@ class StepBuffer(wiring.Component):
         m = Module()
         layout = step_layout(self._width)
         entries = [Signal(layout, name=f"entry{n}") for n in range(2)]
-        wp, rp, rp_d = Signal(), Signal(), Signal()
-        # Queue state as registers: `valid` (the oldest entry holds a step),
-        # `other` (the second one does too) and the `last` bits of both.
-        valid, other = Signal(), Signal()
-        head_last, other_last = Signal(), Signal()
-        take = self.i.valid & ~other
-        release = self.consume & valid
-        in_last = self.i.payload.last
+        full = [Signal(name=f"full{n}") for n in range(2)]
+        wp, rp = Signal(), Signal()
+        m.d.comb += self.i.ready.eq(~Mux(wp, full[1], full[0]))
         m.d.comb += [
-            self.i.ready.eq(~other),
-            self.valid.eq(valid),
-            self.step.last.eq(head_last),
-            self.step.data.eq(Mux(rp, entries[1].data, entries[0].data)),
-            self.data_d.eq(Mux(rp_d, entries[1].data, entries[0].data)),
+            self.valid.eq(Mux(rp, full[1], full[0])),
+            self.step.eq(Mux(rp, entries[1].as_value(), entries[0].as_value())),
         ]
-        for n in range(2):
-            with m.If(take & (wp == n)):
-                m.d.sync += entries[n].eq(self.i.payload)
-        with m.If(take):
+        with m.If(self.i.valid & self.i.ready):
             m.d.sync += wp.eq(~wp)
-        m.d.sync += [rp.eq(rp ^ release), rp_d.eq(rp)]
-        m.d.comb += self.next_last.eq(Mux(release, Mux(other, other_last, in_last),
-                                          Mux(valid, head_last, in_last)))
-        m.d.sync += head_last.eq(self.next_last)
-        with m.If(release):
-            # The second entry (if any) becomes the oldest; a step taken now follows it.
-            m.d.sync += [
-                valid.eq(other | take),
-                other.eq(other & take),
-                other_last.eq(in_last),
-            ]
-        with m.Else():
-            m.d.sync += [
-                valid.eq(valid | take),
-                other.eq(other | (valid & take)),
-                other_last.eq(Mux(other, other_last, in_last)),
-            ]
+            for n in range(2):
+                with m.If(wp == n):
+                    m.d.sync += [entries[n].eq(self.i.payload), full[n].eq(1)]
+        with m.If(self.consume & self.valid):
+            m.d.sync += rp.eq(~rp)
+            for n in range(2):
+                with m.If(rp == n):
+                    m.d.sync += full[n].eq(0)
         return m
+

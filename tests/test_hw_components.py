@@ -151,15 +151,14 @@ def test_scatter_bank_read_modify_write_with_forwarding():
             mem[a] = (0 if first else mem[a]) + v
 
     async def bench(ctx):
-        for cycle in range(n + ScatterBank.LEAD):
+        for cycle in range(n + 2):
             op = ops[cycle] if cycle < n else None
             ctx.set(dut.valid, op is not None)
             if op:
                 ctx.set(dut.addr, op[0])
                 ctx.set(dut.first, op[1])
-            # partial arrives LEAD cycles after its address
-            lead = ScatterBank.LEAD
-            prev = ops[cycle - lead] if lead <= cycle < n + lead else None
+            # partial arrives two cycles after its address
+            prev = ops[cycle - 2] if 2 <= cycle < n + 2 else None
             ctx.set(dut.partial, prev[2] if prev else 0)
             await ctx.tick()
         for cycle in range(4):
