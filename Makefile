@@ -46,7 +46,7 @@ test: setup
 # m_axis handshake rules by k-induction, beats per frame and progress by bounded model checking.
 .PHONY: formal
 formal: setup
-	$(BIN)/python -m tconv.sim.formal -o build/formal --count-depth 27 --progress-depth 64
+	$(BIN)/python -m tconv.sim.formal -o build/formal --count-depth 26 --progress-depth 60
 
 demo: setup
 	$(BIN)/python examples/keras_to_verilog.py

@@ -41,6 +41,11 @@ lint_off -rule PROCASSINIT -file "*{top}.v"
 // an Amaranth temporary (`assign {{ \\$N [8], x }} = a + b;`) that nothing reads.
 // Only the `$`-named temporaries are waived, no named signal.
 lint_off -rule UNUSEDSIGNAL -file "*{top}.v" -match "*'$*"
+
+// The multiplier cell {top}_mul (one DSP block per PE, tconv.hw.multiplier) is
+// defined at the end of {top}.v, so that the design stays one file any flow can
+// take; that one module's name differs from the file's.
+lint_off -rule DECLFILENAME -file "*{top}.v" -match "*'{top}_mul'*"
 """
 
 
@@ -71,7 +76,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = None) -> dict:
-    """Write ``<top>.v``, ``<top>.vlt`` and ``manifest.json`` for ``layer_q`` into ``out_dir``.
+    """Write ``<top>.v``, ``ecp5/<top>_mul.v``, ``<top>.vlt`` and ``manifest.json`` for ``layer_q`` into ``out_dir``.
 
     Parameters
     ----------
@@ -101,8 +106,9 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
         raise ValueError(f"top_name must be a Verilog identifier (letters, digits, '_', not starting "
                          f"with a digit), got {top!r}")
     sch = check_layer(layer_q, pe_count)
-    design = Conv1DTransposeTop(layer_q, pe_count=pe_count)
-    verilog_text = convert(design, name=top)
+    design = Conv1DTransposeTop(layer_q, pe_count=pe_count, mul_cell=f"{top}_mul")
+    cell = design.core.multiplier_cell
+    verilog_text = convert(design, name=top) + "\n" + cell.generic_verilog()
     formula, per_step, offset, exceptions = sch.cycle_formula()
 
     cfg = layer_q.config
@@ -132,6 +138,16 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
         "array": {
             **sch.summary(),
             "multiplier": "one ECP5 MULT18X18D per PE: registered operands and product",
+            "multiplier_cell": {
+                "module": cell.name,
+                "latency": cell.latency,
+                "a_width": cell.a_width,
+                "b_width": cell.b_width,
+                "ecp5_verilog": f"ecp5/{cell.name}.v",
+                "note": (f"{cell.name} is defined in portable Verilog at the end of {top}.v; "
+                         f"ecp5/{cell.name}.v is the same module as a Lattice MULT18X18D with "
+                         "its registers, which tconv synth reads in its place"),
+            },
         },
         "performance": {
             "cycles_per_frame_formula": formula,
@@ -152,5 +168,7 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / f"{top}.v", verilog_text)
     _write_atomic(out / f"{top}.vlt", waivers(top))
+    (out / "ecp5").mkdir(exist_ok=True)
+    _write_atomic(out / "ecp5" / f"{cell.name}.v", cell.ecp5_verilog())
     _write_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -3,11 +3,13 @@
 One bank belongs to one PE group. It holds, for each of ``slots`` output
 positions, the partial sums of the group's filters (word ``fl * slots + slot``).
 A write either starts a position's sum (``first``: the old word is stale and
-ignored) or adds to it. The read for an update is issued two cycles before the
-sum is written (the block RAM's read plus a register after it, for clock
-speed), so the two writes in between are forwarded from registers instead of
-stalling: back-to-back updates of one word are legal. A second, independent
-read port serves the emitter.
+ignored) or adds to it. The read for an update is issued ``LEAD = 3`` cycles
+before the sum is written (the block RAM's read, then a register, then the
+forwarding merge, for clock speed), so the three writes in between are
+forwarded from registers instead of stalling: back-to-back updates of one word
+are legal. Two of them are merged a cycle early, so the write cycle holds one
+2:1 select in front of the adder. A second, independent read port serves the
+emitter.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class ScatterBank(wiring.Component):
     """Accumulator memory of ``depth`` words of ``signed(width)``.
 
     Timing (cycle ``e`` is the write cycle of an update): ``valid``, ``addr``
-    and ``first`` are presented in cycle ``e - 2``, ``partial`` in cycle ``e``;
-    the new word is readable by any read issued after cycle ``e``.
+    and ``first`` are presented in cycle ``e - LEAD``, ``partial`` in cycle
+    ``e``; the new word is readable by any read issued after cycle ``e``.
 
     Parameters
     ----------
@@ -36,13 +38,16 @@ class ScatterBank(wiring.Component):
     Members
     -------
     valid, addr, first : In
-        The update, two cycles ahead of its data.
+        The update, ``LEAD`` cycles ahead of its data.
     partial : In(signed(width))
         The value to add (or to store, for a first update).
     em_addr : In
         Emitter read address; ``em_data`` holds the word one cycle later.
     em_data : Out(signed(width))
     """
+
+    #: Cycles from an update's address to its data and write.
+    LEAD = 3
 
     def __init__(self, *, depth: int, width: int, init=()):
         self.depth = depth
@@ -59,46 +64,63 @@ class ScatterBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # Reads never depend on a write to the same word in the same cycle
+        # (those are forwarded), so the memory is marked `no_rw_check`: Yosys
+        # then maps it to block RAM without collision-emulation logic after the
+        # read ports (the RAM's data output, slow without an output register,
+        # feeds flip-flops directly).
         m.submodules.mem = mem = memory.Memory(shape=signed(self.width), depth=self.depth,
-                                                      init=self._init)
+                                               init=self._init, attrs={"no_rw_check": 1})
         wport = mem.write_port()
         rport = mem.read_port()
         eport = mem.read_port()
         aw = len(self.addr)
+        W = signed(self.width)
 
-        # Stage 1 (cycle e-1): the read is under way.
-        valid1, first1 = Signal(), Signal()
-        addr1 = Signal(aw)
-        # Stage 2 (cycle e): add and write.
-        valid2, first2 = Signal(), Signal()
-        addr2 = Signal(aw)
-        rdata = Signal(signed(self.width))
-        hit1, hit2 = Signal(), Signal()
-        # The writes of the last two cycles, newest first.
-        wr1_valid, wr2_valid = Signal(), Signal()
-        wr1_addr, wr2_addr = Signal(aw), Signal(aw)
-        wr1_data, wr2_data = Signal(signed(self.width)), Signal(signed(self.width))
-
+        # The update's control through its stages: b (cycle e-2, the RAM reads),
+        # c (e-1, read data registered, older writes merged), w (e, add and write).
+        # (Only the valid bits are reset; the rest is data.)
+        valid_b, first_b, addr_b = Signal(), Signal(reset_less=True), Signal(aw, reset_less=True)
+        valid_c, first_c, addr_c = Signal(), Signal(reset_less=True), Signal(aw, reset_less=True)
+        valid_w, addr_w = Signal(), Signal(aw, reset_less=True)
         m.d.comb += rport.addr.eq(self.addr)
         m.d.sync += [
-            valid1.eq(self.valid), first1.eq(self.first), addr1.eq(self.addr),
-            valid2.eq(valid1), first2.eq(first1), addr2.eq(addr1),
-            rdata.eq(rport.data),
-            # Writes this read missed: the one in cycle e-1 (now in stage 2) and
-            # the one in cycle e-2 (now in wr1).
-            hit1.eq(valid2 & (addr2 == addr1)),
-            hit2.eq(wr1_valid & (wr1_addr == addr1)),
+            valid_b.eq(self.valid), first_b.eq(self.first), addr_b.eq(self.addr),
+            valid_c.eq(valid_b), first_c.eq(first_b), addr_c.eq(addr_b),
+            valid_w.eq(valid_c), addr_w.eq(addr_c),
         ]
-        old = Mux(first2, 0, Mux(hit1, wr1_data, Mux(hit2, wr2_data, rdata)))
-        total = Signal(signed(self.width))
+        # The writes of the last two cycles, newest first (wr1: cycle e-1 as seen in e).
+        wr1_valid, wr2_valid = Signal(), Signal()
+        wr1_addr, wr2_addr = Signal(aw, reset_less=True), Signal(aw, reset_less=True)
+        wr1_data, wr2_data = Signal(W, reset_less=True), Signal(W, reset_less=True)
+        total = Signal(W)
+
+        # Stage b: which of the writes the read missed touch the same word:
+        # the one in cycle e-2 (now in stage w) and the one in e-3 (now wr1).
+        hit_e2, hit_e3 = Signal(reset_less=True), Signal(reset_less=True)
+        m.d.sync += [
+            hit_e2.eq(valid_w & (addr_w == addr_b)),
+            hit_e3.eq(wr1_valid & (wr1_addr == addr_b)),
+        ]
+        # Stage c: merge the RAM word with those two writes (now wr1 and wr2);
+        # the write of cycle e-1 (now in stage w) is checked for stage w.
+        rdata = Signal(W, reset_less=True)
+        pre = Signal(W, reset_less=True)
+        hit_e1 = Signal(reset_less=True)
+        m.d.sync += [
+            rdata.eq(rport.data),
+            pre.eq(Mux(first_c, 0, Mux(hit_e2, wr1_data, Mux(hit_e3, wr2_data, rdata)))),
+            hit_e1.eq(valid_w & (addr_w == addr_c) & ~first_c),
+        ]
+        # Stage w: add and write.
         m.d.comb += [
-            total.eq(old + self.partial),
-            wport.addr.eq(addr2),
+            total.eq(Mux(hit_e1, wr1_data, pre) + self.partial),
+            wport.addr.eq(addr_w),
             wport.data.eq(total),
-            wport.en.eq(valid2),
+            wport.en.eq(valid_w),
         ]
         m.d.sync += [
-            wr1_valid.eq(valid2), wr1_addr.eq(addr2), wr1_data.eq(total),
+            wr1_valid.eq(valid_w), wr1_addr.eq(addr_w), wr1_data.eq(total),
             wr2_valid.eq(wr1_valid), wr2_addr.eq(wr1_addr), wr2_data.eq(wr1_data),
         ]
         m.d.comb += [eport.addr.eq(self.em_addr), self.em_data.eq(eport.data)]

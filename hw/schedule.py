@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from tconv.model import geometry
 
-__all__ = ["Schedule", "next_pow2", "MAX_OPERAND_BITS", "pipeline_latencies"]
+__all__ = ["Schedule", "next_pow2", "MAX_OPERAND_BITS", "pipeline_latencies", "LUT_ROM_WORDS"]
 
 #: Widest two's-complement operand of one ECP5 MULT18X18D (one PE).
 MAX_OPERAND_BITS = 18
@@ -49,8 +49,14 @@ def _log2(n: int) -> int:
 
 
 def tree_stages(operands: int) -> int:
-    """Register stages of an adder tree over ``operands`` inputs, registered every two levels."""
-    return (_log2(operands) + 1) // 2
+    """Register stages of an adder tree over ``operands`` inputs (every level registered)."""
+    return _log2(operands)
+
+
+#: Weight ROMs of at most this many words are built from LUTs (one LUT4 per
+#: bit), with a registered output that serves as the multipliers' operand
+#: register; larger ones are block RAM, followed by an operand register.
+LUT_ROM_WORDS = 16
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class Latencies:
     issue_to_write : int
         From the cycle an item is issued to the cycle its sum is written into
         its scatter bank (the write lands at the end of that cycle).
+    operand, product : int
+        Registers in front of and behind each multiplier.
     tree : int
         Register stages of a group's adder tree.
     merge : int
@@ -72,23 +80,33 @@ class Latencies:
     """
 
     issue_to_write: int
+    operand: int
+    product: int
     tree: int
     chunk: int
     merge: int
     emit_to_out: int
 
 
-def pipeline_latencies(lanes: int, chunks: int, tap_groups: int) -> Latencies:
+def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int) -> Latencies:
     tree = tree_stages(lanes)
     chunk = 1 if chunks > 1 else 0
-    # x/w registers (1), product register (1), tree, chunk accumulator; the
-    # scatter read needs 2 cycles, so at least 3 cycles from issue to write.
-    issue_to_write = max(2 + tree + chunk, 3)
+    luts = rom_words <= LUT_ROM_WORDS
+    # Two registers in front of each multiplier, one behind it (two with block
+    # RAM weights: long steps make the extra cycle negligible, and the DSP rows
+    # lie far from the block-RAM rows on the ECP5).
+    operand, product = 2, 1
+    # block-RAM weight ROM read (1, none for a LUT ROM), operand registers,
+    # product registers, tree, chunk accumulator. At least 4: the scatter
+    # read is issued three cycles before the write from a registered address,
+    # and the frame descriptor's path to the emitter needs at least three.
+    issue_to_write = max((0 if luts else 1) + operand + product + tree + chunk, 4)
     merge = tree_stages(tap_groups + 1)  # tap-group partials + bias
     # read (1), read-data register (1), merge, activation (1), rounding (1),
-    # overflow (1), output FIFO (1)
-    emit_to_out = 2 + merge + 3 + 1
-    return Latencies(issue_to_write, tree, chunk, merge, emit_to_out)
+    # overflow (1); the output FIFO passes a beat through in the cycle it is
+    # written when it holds nothing
+    emit_to_out = 2 + merge + 3
+    return Latencies(issue_to_write, operand, product, tree, chunk, merge, emit_to_out)
 
 
 @dataclass(frozen=True)
@@ -211,23 +229,26 @@ class Schedule:
         s(self, "revisit_steps", j0 * per_group)
         s(self, "revisit_taps", dk * per_group)
         # tap groups beyond kernel_size have no taps and are not built
-        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K)))
+        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t))
         fg = self.filters_per_group
         in_flight = -(-(fg + self.latency.emit_to_out) // fg) + 2
         s(self, "out_fifo_depth", next_pow2(in_flight))
         s(self, "slots", self._choose_slots())
-        s(self, "frame_queue_depth", next_pow2((self.slots - keff) // self.tail_span + 2))
+        # +3: the issue logic checks the queue's fill one cycle late and keeps one entry spare
+        s(self, "frame_queue_depth", next_pow2((self.slots - keff) // self.tail_span + 3))
 
     def _choose_slots(self) -> int:
         """Smallest power of two that never stalls the array more than a much deeper buffer would.
 
         The lower bound keeps a step's writes (``keff`` positions) and the
         previous frame's tail clear of each other; above it, the frame model
-        decides on a few back-to-back frames.
+        decides on a few back-to-back frames and a long one (whose steady state
+        shows whether the slots cover the loop from a step's issue through its
+        final pointer and the emitter back to the next step's slot check).
         """
         low = next_pow2(self.tail_span + self.keff + self.strides + 1)
-        probe = [6, 6, 1, 2, 6]
         candidates = [low << n for n in range(4)]
+        probe = [6, 6, 1, 2, 6, 2 * candidates[-1] // self.strides + 16]
         results = []
         for slots in candidates:
             object.__setattr__(self, "slots", slots)
@@ -244,6 +265,11 @@ class Schedule:
     def bank_words(self) -> int:
         """Words of one scatter bank: ``slots * filters_per_group``."""
         return self.slots * self.filters_per_group
+
+    @property
+    def weights_in_luts(self) -> bool:
+        """Whether the weight ROMs are LUTs (short steps) rather than block RAM."""
+        return self.cycles_per_step <= LUT_ROM_WORDS
 
     @property
     def built_groups(self) -> int:
@@ -316,10 +342,13 @@ class Schedule:
         ``cycles`` (from the first input handshake to the last output handshake,
         both included) and ``stall_cycles`` (cycles the array waited for free slots).
         It follows the RTL's controller event by event: items issue one per cycle,
-        a step starts only when its positions are free, a tap level's writes make
-        positions final ``issue_to_write + 1`` cycles after issue, and the emitter
-        spends ``filters_per_group`` cycles on an emitted position and one on a
-        skipped one.
+        a step starts only when its positions are free (the issue logic sees a
+        released slot two cycles after the emitter released it), a tap level's
+        writes make positions final for the emitter ``issue_to_write + 1``
+        cycles after issue, and the emitter spends ``filters_per_group`` cycles
+        on an emitted position, one on a skipped one and two on a frame end
+        (the frame descriptor reaches its compares four cycles after the last
+        step's first item issues).
         """
         lat = self.latency
         T, s, fg = self.cycles_per_step, self.strides, self.filters_per_group
@@ -339,7 +368,7 @@ class Schedule:
                 if fi < len(frames):
                     vis, base, emit_end, frame_end = frames[fi]
                     if ep == frame_end:
-                        em["t"] = max(em["t"], vis) + 1
+                        em["t"] = max(em["t"], vis) + 2
                         em["frame"] += 1
                         em["base"] = ep
                         continue
@@ -377,12 +406,12 @@ class Schedule:
                 need = pstep + self.keff - self.slots  # positions below must be free
                 emitter_advance(need)
                 if need > 0:
-                    ready = free_at[need - 1]
+                    ready = free_at[need - 1] + 1
                     if ready > t:
                         stalls += ready - t
                         t = ready
                 if last:
-                    frames.append((t + 1, base, pstep + self.crop_left + self.out_pad,
+                    frames.append((t + 4, base, pstep + self.crop_left + self.out_pad,
                                    pstep + self.tail_span))
                 for kl in range(self.taps_per_group):
                     issue = t + (kl + 1) * per_level - 1

@@ -3,6 +3,12 @@
 While the array works on one step (``cycles_per_step`` cycles), the next one is
 already taken from the stream, so the array never waits for a source that keeps
 up. A step stays in place until the array releases it with ``consume``.
+
+For clock speed the control outputs (``valid``, ``step.last``) are registers of
+their own (computed from the next state), and the data is read one cycle late
+(``data_d``, selected by a registered copy of the read pointer): the array's
+operand registers sit a pipeline stage after the issue logic anyway, and a
+released entry is not overwritten before the end of the cycle after ``consume``.
 """
 
 from __future__ import annotations
@@ -26,11 +32,21 @@ class StepBuffer(wiring.Component):
     -------
     i : In(stream.Signature(step_layout(width)))
     valid : Out(1)
-        A step is available in ``step``.
+        A step is available (a register).
     step : Out(step_layout(width))
-        The oldest buffered step; stable until ``consume``.
+        ``step.last`` is the oldest buffered step's ``tlast`` (a register);
+        ``step.data`` its data.
+    next_last : Out(1)
+        What ``step.last`` will be in the next cycle (for registers that
+        combine it with other state).
+    data_d : Out(width)
+        The data of the step that was the oldest one in the previous cycle,
+        even if it was released by ``consume`` then.
     consume : In(1)
-        Releases ``step`` (only while ``valid``).
+        Releases the oldest step (only while ``valid``).
+
+    ``i.ready`` is the inverse of a register: the buffer takes a step unless
+    both entries are full.
     """
 
     def __init__(self, width: int):
@@ -39,29 +55,52 @@ class StepBuffer(wiring.Component):
             "i": In(stream.Signature(step_layout(width))),
             "valid": Out(1),
             "step": Out(step_layout(width)),
+            "data_d": Out(width),
+            "next_last": Out(1),
             "consume": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         layout = step_layout(self._width)
-        entries = [Signal(layout, name=f"entry{n}") for n in range(2)]
-        full = [Signal(name=f"full{n}") for n in range(2)]
-        wp, rp = Signal(), Signal()
-        m.d.comb += self.i.ready.eq(~Mux(wp, full[1], full[0]))
+        entries = [Signal(layout, name=f"entry{n}", reset_less=True) for n in range(2)]
+        wp, rp, rp_d = Signal(), Signal(), Signal()
+        # Queue state as registers: `valid` (the oldest entry holds a step),
+        # `other` (the second one does too) and the `last` bits of both.
+        valid, other = Signal(), Signal()
+        head_last, other_last = Signal(), Signal()
+        take = self.i.valid & ~other
+        release = self.consume & valid
+        in_last = self.i.payload.last
         m.d.comb += [
-            self.valid.eq(Mux(rp, full[1], full[0])),
-            self.step.eq(Mux(rp, entries[1].as_value(), entries[0].as_value())),
+            self.i.ready.eq(~other),
+            self.valid.eq(valid),
+            self.step.last.eq(head_last),
+            self.step.data.eq(Mux(rp, entries[1].data, entries[0].data)),
+            self.data_d.eq(Mux(rp_d, entries[1].data, entries[0].data)),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += wp.eq(~wp)
-            for n in range(2):
-                with m.If(wp == n):
-                    m.d.sync += [entries[n].eq(self.i.payload), full[n].eq(1)]
-        with m.If(self.consume & self.valid):
-            m.d.sync += rp.eq(~rp)
-            for n in range(2):
-                with m.If(rp == n):
-                    m.d.sync += full[n].eq(0)
+        # The entry at the write pointer copies the input bus in every cycle
+        # in which it is empty (`we`, a register of its own: the wide bank of
+        # entry flip-flops has a clock enable straight from a flip-flop); the
+        # handshake only decides whether the copy counts.
+        we = [Signal(name=f"we{n}", init=int(n == 0)) for n in range(2)]
+        for n in range(2):
+            with m.If(we[n]):
+                m.d.sync += entries[n].eq(self.i.payload)
+        wp_next = Signal()
+        other_next = Signal()
+        m.d.comb += wp_next.eq(wp ^ take)
+        m.d.sync += [wp.eq(wp_next), rp.eq(rp ^ release), rp_d.eq(rp), other.eq(other_next)]
+        m.d.comb += self.next_last.eq(Mux(release, Mux(other, other_last, in_last),
+                                          Mux(valid, head_last, in_last)))
+        m.d.sync += head_last.eq(self.next_last)
+        with m.If(release):
+            # The second entry (if any) becomes the oldest; a step taken now follows it.
+            m.d.comb += other_next.eq(other & take)
+            m.d.sync += [valid.eq(other | take), other_last.eq(in_last)]
+        with m.Else():
+            m.d.comb += other_next.eq(other | (valid & take))
+            m.d.sync += [valid.eq(valid | take), other_last.eq(Mux(other, other_last, in_last))]
+        for n in range(2):
+            m.d.sync += we[n].eq((wp_next == n) & ~other_next)
         return m
-

@@ -142,6 +142,51 @@ def _rewrite(cell: dict, widths: dict[str, int]) -> list[str]:
     return lines
 
 
+def _memory_attributes(text: str, keep=("no_rw_check",)) -> dict[str, list[str]]:
+    """Memory name -> the attributes in ``keep`` that its ``$mem_v2`` cell carries in RTLIL ``text``."""
+    found: dict[str, list[str]] = {}
+    pending: list[str] = []
+    cell_attrs = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("attribute "):
+            attr = stripped.split()[1].lstrip("\\")
+            if attr in keep:
+                pending.append(attr)
+            continue
+        if stripped.startswith("cell "):
+            cell_attrs = pending if stripped.split()[1] == "$mem_v2" else None
+        elif cell_attrs and stripped.startswith("parameter \\MEMID"):
+            memid = stripped.split(None, 2)[2].strip('"').replace("\\\\", "\\")
+            found[memid.lstrip("\\")] = cell_attrs
+        pending = []
+    return found
+
+
+def _annotate_memories(verilog: str, attrs: dict[str, list[str]]) -> str:
+    """Put ``(* attr *)`` in front of the Verilog declarations of the memories in ``attrs``.
+
+    ``write_verilog -noattr`` drops every attribute; these few are semantic for
+    synthesis (``no_rw_check``: a read never depends on a same-cycle write to
+    its word, so no collision logic is needed) and are kept.
+    """
+    if not attrs:
+        return verilog
+    out = []
+    for line in verilog.splitlines(keepends=True):
+        m = _MEMDECL.match(line)
+        if m and m.group(2).lstrip("\\") in attrs:
+            indent = m.group(1)
+            out.append(indent + "".join(f"(* {a} *) " for a in attrs[m.group(2).lstrip("\\")])
+                       + line[len(indent):])
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+_MEMDECL = re.compile(r"^(\s*)reg\s+(?:\[[^\]]*\]\s*)?(\\\S+|\w+)\s+\[[^\]]*\];")
+
+
 def convert(top, *, name: str) -> str:
     """Verilog text of ``top`` (a `wiring.Component`) as one module called ``name``.
 
@@ -158,7 +203,8 @@ def convert(top, *, name: str) -> str:
         "write_rtlil",
     ]), ignore_warnings=True)
     flat = explicit_widths(flat[flat.index("autoidx") if "autoidx" in flat else 0:])
-    return yosys.run(["-q", "-"], "\n".join([
+    verilog = yosys.run(["-q", "-"], "\n".join([
         f"read_rtlil <<rtlil\n{flat}\nrtlil",
         "write_verilog -norename -noattr",
     ]), ignore_warnings=True)
+    return _annotate_memories(verilog, _memory_attributes(flat))

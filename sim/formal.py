@@ -360,15 +360,72 @@ def fifo_invariants(verilog: str, one_row_per_beat: bool = False) -> str:
                 body.append(f"    inv_{label}_count: assert({fq} == {cnt} + {{{fw - 1}'d0, \\{name}.head_valid }} "
                             f"+ {{{fw - 1}'d0, \\{prefix}push }} && {fq} <= {fw}'d{depth});")
         lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end")
+    lines += _thermometer_invariants(verilog, one_row_per_beat)
     if not lines:
         return ""
     return "`ifdef CHECK_INVARIANTS\n  // Queue invariants (tconv.sim.formal.fifo_invariants)\n" + "\n".join(lines) + "\n`endif\n"
 
 
+def _thermometer_invariants(verilog: str, one_row_per_beat: bool) -> list[str]:
+    """Invariants of counts kept as flags ``<c>_gt0..<c>_gt{D-1}`` (`tconv.hw.queues.thermometer`).
+
+    Each is well formed (``gt[k+1]`` implies ``gt[k]``). The output FIFO's
+    ``<p>.out_fifo.count`` equals its write pointer minus its read pointer
+    (mod D); the credit count ``<p>.reserved`` is at least the FIFO's count
+    and, with ``one_row_per_beat``, equals it plus the beats in the emission
+    pipeline.
+    """
+    flags: dict[str, set[int]] = {}
+    for base, k in re.findall(r"^\s*reg \\(\S+)_gt(\d+)\s", verilog, re.M):
+        flags.setdefault(base, set()).add(int(k))
+    counts = {}
+    lines = []
+    for base, ks in sorted(flags.items()):
+        depth = len(ks)
+        if ks != set(range(depth)):
+            continue
+        width = depth.bit_length() + 1
+        counts[base] = (depth, width, " + ".join(f"{{{width - 1}'d0, \\{base}_gt{k} }}" for k in range(depth)))
+        label = re.sub(r"\W", "_", base)
+        body = [f"    inv_{label}_thermometer_{k}: assert(!\\{base}_gt{k + 1}  || \\{base}_gt{k} );"
+                for k in range(depth - 1)]
+        lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end" if body else "")
+    body = []
+    for base, (depth, width, total) in counts.items():
+        if not base.endswith("out_fifo.count"):
+            continue
+        fifo = base[: -len(".count")]
+        prefix = fifo[: -len("out_fifo")]
+        label = re.sub(r"\W", "_", fifo)
+        pw = depth.bit_length() - 1
+        for wp, rp in (("wport__addr", "rport__addr"), ("wptr", "rptr")):
+            if pw and _reg_width(verilog, f"{fifo}.{wp}") == pw == _reg_width(verilog, f"{fifo}.{rp}"):
+                ext = lambda ptr: f"{{{width - pw}'d0, \\{fifo}.{ptr} }}"  # noqa: E731
+                body.append(f"    inv_{label}_pointers: assert((({total}) & {width}'d{depth - 1}) == "
+                            f"(({width}'d{depth} + {ext(wp)} - {ext(rp)}) & {width}'d{depth - 1}));")
+                break
+        if f"{prefix}reserved" in counts:
+            rdepth, rwidth, rtotal = counts[f"{prefix}reserved"]
+            w = max(width, rwidth) + 1
+            res, cnt = f"({{{w - rwidth}'d0, {rtotal}}})", f"({{{w - width}'d0, {total}}})"
+            body.append(f"    inv_{label}_credits: assert({cnt} <= {res});")
+            stages = sorted(int(j) for j in re.findall(
+                rf"^\s*reg \\{re.escape(prefix)}evalid_s(\d+)\s", verilog, re.M))
+            if one_row_per_beat and stages and stages == list(range(1, len(stages) + 1)):
+                # One row per beat: a beat's credit is taken when it is issued and it is in the
+                # emission pipeline (valid_s1..valid_sN) until it is written to the FIFO.
+                inflight = " + ".join(f"{{{w - 1}'d0, \\{prefix}evalid_s{j}  & \\{prefix}elast_row_s{j} }}"
+                                      for j in stages)
+                body.append(f"    inv_{label}_reserved: assert({res} == {cnt} + {inflight});")
+    if body:
+        lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end")
+    return [line for line in lines if line]
+
+
 def _insert_invariants(verilog: str, one_row_per_beat: bool) -> str:
     inv = fifo_invariants(verilog, one_row_per_beat)
-    cut = verilog.rstrip().rfind("endmodule")
-    if not inv or cut < 0:
+    cut = verilog.find("\nendmodule") + 1  # the layer's module comes first (then its multiplier cell)
+    if not inv or cut <= 0:
         return verilog
     return verilog[:cut] + inv + verilog[cut:]
 

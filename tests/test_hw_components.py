@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 
 from tconv.hw.dot import DotProduct
 from tconv.hw.postprocess import Activation, Requantize
+from tconv.hw.queues import OutputFifo, thermometer
 from tconv.hw.scatter import ScatterBank
 from tconv.hw.stepbuffer import StepBuffer
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
@@ -151,14 +152,15 @@ def test_scatter_bank_read_modify_write_with_forwarding():
             mem[a] = (0 if first else mem[a]) + v
 
     async def bench(ctx):
-        for cycle in range(n + 2):
+        for cycle in range(n + ScatterBank.LEAD):
             op = ops[cycle] if cycle < n else None
             ctx.set(dut.valid, op is not None)
             if op:
                 ctx.set(dut.addr, op[0])
                 ctx.set(dut.first, op[1])
-            # partial arrives two cycles after its address
-            prev = ops[cycle - 2] if 2 <= cycle < n + 2 else None
+            # partial arrives LEAD cycles after its address
+            lead = ScatterBank.LEAD
+            prev = ops[cycle - lead] if lead <= cycle < n + lead else None
             ctx.set(dut.partial, prev[2] if prev else 0)
             await ctx.tick()
         for cycle in range(4):
@@ -198,3 +200,64 @@ def test_step_buffer_keeps_order_under_random_handshakes():
         assert got == sent
 
     _run(dut, bench)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_output_fifo_against_a_queue(depth, seed):
+    """Every word comes out once, in order; a word written to an empty FIFO is
+    offered in the same cycle; the writer never holds more than ``depth``."""
+    dut = OutputFifo(width=8, depth=depth)
+    rng = np.random.default_rng(seed)
+    written, taken = [], []
+
+    async def bench(ctx):
+        queue = []  # words stored at the start of the cycle
+        for cycle in range(1500):
+            w_en = len(queue) < depth and rng.random() < 0.6
+            # Long stalls and bursts of the sink.
+            r_en = rng.random() < (0.1 if (cycle // 50) % 3 == 0 else 0.7)
+            word = int(rng.integers(0, 256))
+            ctx.set(dut.w_en, w_en)
+            ctx.set(dut.w_data, word)
+            ctx.set(dut.r_en, r_en)
+            valid, data = ctx.get(dut.r_valid), ctx.get(dut.r_data)
+            assert valid == (bool(queue) or w_en), cycle
+            if valid:
+                assert data == (queue[0] if queue else word), cycle
+            if w_en:
+                written.append(word)
+                queue.append(word)
+            if valid and r_en:
+                taken.append(queue.pop(0))
+            await ctx.tick()
+        assert taken == written[:len(taken)] and len(written) - len(taken) == len(queue)
+        assert len(taken) > 500
+
+    _run(dut, bench)
+
+
+def test_thermometer_counts_up_and_down():
+    from amaranth.hdl import Module, Signal
+    m = Module()
+    inc, dec = Signal(), Signal()
+    flags, nxt = thermometer(m, 5, inc, dec, name="n")
+    rng = np.random.default_rng(3)
+
+    async def bench(ctx):
+        count = 0
+        for _ in range(400):
+            i = count < 5 and rng.random() < 0.5
+            d = count > 0 and rng.random() < 0.5
+            ctx.set(inc, i)
+            ctx.set(dec, d)
+            after = count + i - d
+            assert [ctx.get(f) for f in flags] == [int(count > k) for k in range(5)]
+            assert [ctx.get(f) for f in nxt] == [int(after > k) for k in range(5)]
+            await ctx.tick()
+            count = after
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()

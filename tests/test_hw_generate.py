@@ -54,6 +54,16 @@ def module_ports(verilog: str, top: str) -> set[str]:
     return {p.strip() for p in header.group(1).split(",")}
 
 
+def cell_ports(verilog: str, name: str) -> list[tuple]:
+    """(direction, signed, range, name) of each port of module ``name``."""
+    header = re.search(rf"^module {name} \((.*?)\);", verilog, re.M | re.S)
+    assert header, f"module {name} not found"
+    ports = re.findall(r"(input|output)\s+(?:wire|reg)?\s*(signed)?\s*(\[\d+:\d+\])?\s*(\w+)",
+                       header.group(1))
+    assert [p[3] for p in ports] == ["clk", "a", "b", "p"]
+    return ports
+
+
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_generates_lint_clean_verilog(name, tmp_path):
     q = benchmark_layer(name, activation="leaky_relu" if name == "dilated" else "relu")
@@ -63,7 +73,15 @@ def test_benchmark_generates_lint_clean_verilog(name, tmp_path):
     assert module_ports(verilog, top) == PORTS
     assert re.search(rf"input \[{q.config.in_channels * 8 - 1}:0\] s_axis_tdata;", verilog)
     assert re.search(rf"output \[{q.config.filters * 16 - 1}:0\] m_axis_tdata;", verilog)
-    assert len(re.findall(r"^module ", verilog, re.M)) == 1
+    # The layer and its multiplier cell, nothing else; the ECP5 variant of the
+    # cell has the same ports.
+    assert re.findall(r"^module (\w+)", verilog, re.M) == [top, f"{top}_mul"]
+    cell = manifest["array"]["multiplier_cell"]
+    assert cell["module"] == f"{top}_mul" and cell["ecp5_verilog"] == f"ecp5/{top}_mul.v"
+    ecp5 = (tmp_path / cell["ecp5_verilog"]).read_text()
+    assert re.findall(r"^module (\w+)", ecp5, re.M) == [f"{top}_mul"]
+    assert cell_ports(ecp5, f"{top}_mul") == cell_ports(verilog, f"{top}_mul")
+    assert ecp5.count("MULT18X18D #(") == 1 and 'REG_OUTPUT_CLK("CLK0")' in ecp5
 
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == manifest
@@ -121,7 +139,10 @@ def test_unusual_layers_lint_clean(kwargs, pe, tmp_path):
 def test_waivers_cover_only_backend_constructs(tmp_path):
     generate(benchmark_layer("odd-stride"), tmp_path, top_name="t")
     rules = re.findall(r"^lint_off -rule (\w+)", (tmp_path / "t.vlt").read_text(), re.M)
-    assert sorted(rules) == ["PROCASSINIT", "UNUSEDSIGNAL"]
+    assert sorted(rules) == ["DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL"]
+    # The file-name waiver names the multiplier cell and nothing else.
+    assert re.search(r"^lint_off -rule DECLFILENAME .* -match \"\*'t_mul'\*\"$",
+                     (tmp_path / "t.vlt").read_text(), re.M)
     assert "WIDTH" not in (tmp_path / "t.vlt").read_text().replace("width", "")
 
 

@@ -145,3 +145,40 @@ def test_one_lsb_weight_error_is_caught(designs, simulator):
     first = res.mismatches[0]
     assert {"frame", "step", "filter", "expected", "got"} <= set(first), first
     assert first["filter"] == 0  # the corrupted weight belongs to filter 0
+
+
+def _ecp5_variant(folder, out):
+    """A copy of ``folder`` whose multiplier cell is the ECP5 one (MULT18X18D with its
+    registers, as ``tconv synth`` reads it) over a behavioural MULT18X18D model."""
+    import json
+    import shutil
+
+    from tconv.hw.multiplier import ECP5_MULT18X18D_MODEL, GENERIC_BEGIN, GENERIC_END
+
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("sim_build"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    top_v = out / manifest["verilog"][0]
+    text = top_v.read_text()
+    begin, end = text.index(GENERIC_BEGIN), text.index(GENERIC_END) + len(GENERIC_END)
+    top_v.write_text(text[:begin] + text[end:])
+    (out / "mult18x18d_model.v").write_text(ECP5_MULT18X18D_MODEL)
+    manifest["verilog"] += [manifest["array"]["multiplier_cell"]["ecp5_verilog"], "mult18x18d_model.v"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name", ["s3-k5-same-odd", "channels-first-unsigned-in"])
+def test_ecp5_multiplier_cell_matches_model(designs, tmp_path, name, simulator):
+    """The MULT18X18D form of the multiplier cell computes the same bits with the
+    same timing (signed and unsigned operands)."""
+    _require(simulator)
+    folder = _ecp5_variant(designs(name), tmp_path / "ecp5")
+    design = GeneratedDesign.load(folder)
+    lengths = [3, 1, 5]
+    res = simulate(folder, simulator, lengths=lengths, inputs=random_frames(design, lengths, seed=4),
+                   isolate_frames=True)
+    assert res.passed, res.summary()
+    assert res.beats_out == res.expected_beats_out
+    assert [c for c in res.cycles if c is not None] == [
+        w for c, w in zip(res.cycles, res.formula_cycles) if c is not None]

@@ -1,0 +1,158 @@
+"""Small FIFOs with registered status: frame descriptors and output beats.
+
+`FrameQueue` sits between the issue logic and the emitter. Its head is a
+register of its own (``head``, ``head_valid``), so the emitter's position
+compares start at flip-flops. An entry pushed in cycle ``n`` is written to the
+(distributed RAM) storage at the end of ``n``; it reaches the head at the end
+of ``n + 1`` at the earliest (when the head is free or popped then).
+
+`OutputFifo` holds output beats in front of ``m_axis``; a beat is offered in
+the cycle it is written when nothing is stored, and ``r_valid`` is one gate
+from registers.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["FrameQueue", "OutputFifo", "thermometer"]
+
+
+def thermometer(m: Module, depth: int, inc, dec, *, name: str):
+    """A count in ``0..depth`` kept as flags ``at_least[k] = count > k``, plus their next values.
+
+    The count goes up by one on ``inc``, down by one on ``dec`` (both: stays);
+    the caller keeps it in range. Each flag's next value is one small function
+    of ``inc``, ``dec`` and its two neighbours, so tests such as "empty" or
+    "full", and their next values, cost no adder and no comparator.
+    Returns ``(flags, flags_next)``, lists of ``depth`` one-bit signals.
+    """
+    flags = [Signal(name=f"{name}_gt{k}") for k in range(depth)]
+    nxt = [Signal(name=f"{name}_gt{k}_next") for k in range(depth)]
+    up, down = Signal(name=f"{name}_up"), Signal(name=f"{name}_down")
+    m.d.comb += [up.eq(inc & ~dec), down.eq(dec & ~inc)]
+    for k in range(depth):
+        below = flags[k - 1] if k else 1
+        above = flags[k + 1] if k + 1 < depth else 0
+        m.d.comb += nxt[k].eq(Mux(up, below, Mux(down, above, flags[k])))
+        m.d.sync += flags[k].eq(nxt[k])
+    return flags, nxt
+
+
+class FrameQueue(wiring.Component):
+    """``depth`` stored entries plus the head register.
+
+    Members
+    -------
+    push : In(1)
+        Append ``push_data`` (the caller keeps count: at most ``depth`` entries
+        besides the head).
+    push_data : In(width)
+    pop : In(1)
+        Drop the head (only while ``head_valid``).
+    head_valid : Out(1)
+    head : Out(width)
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        self._width = width
+        self._depth = depth
+        super().__init__({
+            "push": In(1),
+            "push_data": In(width),
+            "pop": In(1),
+            "head_valid": Out(1),
+            "head": Out(width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        m.submodules.storage = mem = memory.Memory(shape=self._width, depth=depth, init=[])
+        wport = mem.write_port()
+        rport = mem.read_port(domain="comb")
+        wptr = Signal(range(depth))
+        rptr = Signal(range(depth))
+        stored = Signal(range(depth + 1))
+        head_valid = Signal()
+        head = Signal(self._width)
+        load = (~head_valid | self.pop) & (stored != 0)
+
+        def advance(ptr):
+            return ptr + 1 if depth & (depth - 1) == 0 else Mux(ptr == depth - 1, 0, ptr + 1)
+
+        m.d.comb += [
+            wport.addr.eq(wptr), wport.data.eq(self.push_data), wport.en.eq(self.push),
+            rport.addr.eq(rptr),
+            self.head_valid.eq(head_valid), self.head.eq(head),
+        ]
+        with m.If(self.push):
+            m.d.sync += wptr.eq(advance(wptr))
+        with m.If(load):
+            m.d.sync += [head.eq(rport.data), rptr.eq(advance(rptr)), head_valid.eq(1)]
+        with m.Elif(self.pop):
+            m.d.sync += head_valid.eq(0)
+        m.d.sync += stored.eq(stored + self.push - load)
+        return m
+
+
+class OutputFifo(wiring.Component):
+    """First-word-fall-through FIFO of ``depth`` words with a bypass; the writer never
+    overfills it.
+
+    A word written in cycle ``n`` is offered in cycle ``n`` already when the FIFO
+    is empty (and stored only if it is not taken then).
+
+    Members
+    -------
+    w_en : In(1)
+    w_data : In(width)
+    r_valid : Out(1)
+        A word is offered (``w_en`` or a stored word: one gate from registers).
+    r_data : Out(width)
+    r_en : In(1)
+        Take the word (when ``r_valid``).
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        self._width = width
+        self._depth = depth
+        super().__init__({
+            "w_en": In(1),
+            "w_data": In(width),
+            "r_valid": Out(1),
+            "r_data": Out(width),
+            "r_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        assert depth & (depth - 1) == 0
+        m.submodules.storage = mem = memory.Memory(shape=self._width, depth=depth, init=[])
+        wport = mem.write_port()
+        rport = mem.read_port(domain="comb")
+        wptr = Signal(range(depth))
+        rptr = Signal(range(depth))
+        store = Signal()    # the word written now stays (it is not passed straight through)
+        unstore = Signal()  # the oldest stored word is taken
+        flags, _ = thermometer(m, depth, store, unstore, name="count")
+        stored = flags[0]
+        m.d.comb += [
+            store.eq(self.w_en & (stored | ~self.r_en)),
+            unstore.eq(stored & self.r_en),
+            # Every written word goes to the slot at wptr, which is free (the
+            # writer never overfills); wptr moves on only when the word stays.
+            # So the write enable does not wait for the sink's ready.
+            wport.addr.eq(wptr), wport.data.eq(self.w_data), wport.en.eq(self.w_en),
+            rport.addr.eq(rptr),
+            self.r_data.eq(Mux(stored, rport.data, self.w_data)),
+            self.r_valid.eq(stored | self.w_en),
+        ]
+        with m.If(store):
+            m.d.sync += wptr.eq(wptr + 1)
+        with m.If(unstore):
+            m.d.sync += rptr.eq(rptr + 1)
+        return m
