@@ -349,3 +349,32 @@ def test_bad_top_is_refused(base, tmp_path, top):
                          "--top", top, "-q")
     assert_clean_error(rc, err, "--top")
     assert not (tmp_path / "out").exists()
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fault", ["config", "nan-weights", "top", "pe_count"])
+def test_failed_generate_leaves_an_existing_design_untouched(base, tmp_path, fault):
+    """-o naming an existing design folder: a failing run must leave every file of it as it was."""
+    out = tmp_path / "design"
+    shutil.copytree(base / "design", out, ignore=shutil.ignore_patterns("sim_build"))
+    before = _snapshot(out)
+    cfg, weights, extra = copy.deepcopy(CONFIG), base / "w.npz", []
+    if fault == "config":
+        cfg["layer"]["strides"] = "two"
+    elif fault == "pe_count":
+        cfg["array"]["pe_count"] = 2**20
+    elif fault == "top":
+        extra = ["--top", "endmodule"]
+    else:
+        weights = tmp_path / "nan.npz"
+        np.savez(weights, kernel=np.full(SHAPES["kernel"], np.nan), bias=np.zeros(SHAPES["bias"]))
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    rc, _, err = run_cli("generate", tmp_path / "c.json", "--weights", weights, "-o", out, "-q", *extra)
+    assert_clean_error(rc, err)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["design", "c.json"]
+                                                                 + (["nan.npz"] if fault == "nan-weights" else []))
