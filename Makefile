@@ -11,6 +11,7 @@ JOBS   ?= auto
 help:
 	@echo "make demo   - a small Keras model to analysed, generated and simulated Verilog, end to end"
 	@echo "make test   - run the whole test suite (sets everything up first)"
+	@echo "make long   - the long soak and fuzz runs (pytest --long)"
 	@echo "make setup  - create .venv, install tconv with all extras and Icarus Verilog"
 	@echo "make clean  - remove .venv and build products"
 
@@ -41,6 +42,13 @@ iverilog:
 # TCONV_REQUIRE_SIMULATORS: here a missing simulator fails the RTL tests instead of skipping them.
 test: setup
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
+
+# Long soak (10,000 frames per layer on Verilator, 3,000 on Icarus, 40 resets per port) and
+# 20x the fuzz examples, random each run; `make test` runs the short, repeatable versions.
+.PHONY: long
+long: setup
+	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest --long -n $(JOBS) -q \
+		tests/test_soak.py tests/test_fuzz_model.py tests/test_fuzz_cli.py
 
 # Formal proof of the smallest configuration (SymbiYosys + z3 from PyPI, see tconv.sim.formal):
 # m_axis handshake rules by k-induction, beats per frame and progress by bounded model checking.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +40,14 @@ def _read_json(path: Path) -> object:
         raise ValueError(f"{path}: no such file") from None
     except OSError as err:
         raise ValueError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a JSON text file (byte {err.start} is not UTF-8)") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply") from None
 
 
 def load_config(path: str | os.PathLike) -> Design:
@@ -87,7 +92,19 @@ def load_config(path: str | os.PathLike) -> Design:
     return Design(layer, formats, dict(array))
 
 
+def _np_load(path: Path, kind: str):
+    """``np.load`` without pickles; every way it can fail becomes a ValueError naming the file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable {kind} file ({err or type(err).__name__})") from None
+
+
 def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
+    if not isinstance(arr, np.ndarray):  # an .npz member that is not an .npy array comes back as bytes
+        raise ValueError(f"{what} is not a numpy array (a damaged or foreign .npz member)")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{what} must hold real numbers, got dtype {arr.dtype}")
     return arr.astype(np.float64)
@@ -96,14 +113,15 @@ def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
 def load_weights(path: str | os.PathLike, design: Design) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``kernel`` (kernel_size, filters, in_channels) and ``bias`` (filters,) from an ``.npz``."""
     path = Path(path)
+    npz = _np_load(path, ".npz")
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: holds a single array (.npy), not an .npz archive with 'kernel' and 'bias'")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with npz:
             arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
-    if not isinstance(arrays, dict) or "kernel" not in arrays:
+    except Exception as err:  # a damaged member: zip, zlib or .npy header errors of any kind
+        raise ValueError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    if "kernel" not in arrays:
         raise ValueError(f"{path}: missing array 'kernel'; the weights file needs 'kernel' "
                          f"(kernel_size, filters, in_channels) and 'bias' (filters,)")
     layer = design.layer
@@ -128,12 +146,10 @@ def load_weights(path: str | os.PathLike, design: Design) -> tuple[np.ndarray, n
 def load_data(path: str | os.PathLike, design: Design) -> np.ndarray:
     """Read float input data ``(batch, length, in_channels)`` (or unbatched) from an ``.npy``."""
     path = Path(path)
-    try:
-        x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npy file ({err})") from None
+    x = _np_load(path, ".npy")
+    if isinstance(x, np.lib.npyio.NpzFile):
+        x.close()
+        raise ValueError(f"{path}: an .npz archive; the data must be a single array (.npy)")
     x = _numeric(np.asarray(x), f"{path}: data")
     if x.ndim == 2:
         x = x[None]

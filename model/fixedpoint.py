@@ -265,6 +265,11 @@ class FixedFormat:
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(f"{name} holds {int(bad.sum())} NaN/inf value(s) (first at index {where}); "
                              f"only finite values can be quantized to {self}")
+        if flags and self.overflow == "WRAP":
+            # _scale_exactly keeps only x mod 2**integer under WRAP, which hides most overflows:
+            # the flags are those of the same format saturating (same range, same rounding).
+            over = self.with_modes(overflow="SAT")._quantize(v, name, flags=True)[1]
+            return self._quantize(v, name, flags=False)[0], over
         v = self._scale_exactly(v)  # |v| <= 2**(width + 1)
         if self.width <= _FAST_FLOAT_WIDTH:
             # |v| < 2**52: adding or subtracting one half is exact, so each mode is a

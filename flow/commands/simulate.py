@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import zipfile
 
 import numpy as np
 
@@ -35,10 +37,75 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+#: Most input steps a run may ask for (random frames are made in memory first).
+MAX_STEPS = 10_000_000
+
+
+def _load_design(folder):
+    """The design folder, every way it can be broken turned into one ValueError naming it."""
+    from pathlib import Path
+
+    from tconv.sim.design import GeneratedDesign
+
+    # The two files every later step reads, checked first so that the message names the file.
+    manifest_path = Path(folder) / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (ValueError, RecursionError) as err:
+            raise ValueError(f"{manifest_path}: not valid JSON ({err or type(err).__name__})") from None
+        if not isinstance(manifest, dict):
+            raise ValueError(f"{manifest_path}: not a tconv manifest (a JSON object expected)")
+        weights = manifest.get("weights", "weights.npz")
+        weights_path = Path(folder) / weights if isinstance(weights, str) else None
+        if weights_path is not None and weights_path.is_file():
+            try:
+                with np.load(weights_path, allow_pickle=False) as npz:
+                    {k: npz[k] for k in npz.files}
+            except Exception as err:  # random bytes, a bare .npy, damaged members
+                raise ValueError(f"{weights_path}: not a readable .npz file ({type(err).__name__}: {err})") \
+                    from None
+    try:
+        with np.errstate(all="ignore"):
+            design = GeneratedDesign.load(folder)
+        verilog = design.verilog
+        if not isinstance(design.top, str):
+            raise TypeError(f"'top' is {design.top!r}, not a module name")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{folder}: manifest.json is not valid JSON ({err})") from None
+    except ValueError as err:
+        raise ValueError(str(err) if str(err).startswith(str(folder)) else f"{folder}: {err}") from None
+    except AssertionError:  # GeneratedDesign.load's round trip of the baked-in codes
+        raise ValueError(f"{folder}: the weight codes in its weights file are not codes of the manifest's "
+                         f"weight format (out of range or not integers)") from None
+    except (KeyError, TypeError, AttributeError, IndexError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{folder}: not a valid tconv design folder ({type(err).__name__}: {err})") from None
+    for path in verilog:
+        if not path.is_file():
+            raise ValueError(f"{folder}: {path.name}, named in manifest.json, is missing")
+    try:
+        design.frame_cycles(1)
+    except Exception as err:  # the manifest's expression is evaluated: refuse it before simulating
+        raise ValueError(f"{folder}: manifest.json performance.cycles_per_frame_python is not an expression "
+                         f"in L ({type(err).__name__}: {err})") from None
+    return design
+
+
 def _sim_inputs(args, design):
     """Frames to simulate: --input X.npy, else --frames/--length random, else the shipped vectors."""
     if args.input:
-        x = np.load(args.input, allow_pickle=False)
+        try:
+            x = np.load(args.input, allow_pickle=False)
+        except FileNotFoundError:
+            raise ValueError(f"{args.input}: no such file") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{args.input}: not a readable .npy file ({err or type(err).__name__})") from None
+        if not isinstance(x, np.ndarray):
+            x.close()
+            raise ValueError(f"{args.input}: an .npz archive; --input takes one array (.npy) of shape "
+                             f"(frames, length, in_channels)")
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{args.input}: must hold integer codes or real numbers, got dtype {x.dtype}")
         if x.ndim == 2:
             x = x[None]
         layer = design.layer
@@ -53,10 +120,21 @@ def _sim_inputs(args, design):
         codes = x.astype(np.int64) if x.dtype.kind in "iu" else layer.input_format.quantize(x, name=args.input)
         return codes.reshape(-1, codes.shape[2]), [codes.shape[1]] * codes.shape[0]
     if args.frames is None and args.length is None:
-        vec = design.folder / design.manifest.get("test_vectors", "test_vectors.npz")
+        name = design.manifest.get("test_vectors", "test_vectors.npz")
+        if not isinstance(name, str):
+            raise ValueError(f"{design.folder / 'manifest.json'}: 'test_vectors' must be a file name, got {name!r}")
+        vec = design.folder / name
         if vec.is_file():
-            with np.load(vec) as v:
-                return v["inputs"], [int(n) for n in v["lengths"]]
+            try:
+                with np.load(vec, allow_pickle=False) as v:
+                    return v["inputs"], [int(n) for n in v["lengths"]]
+            except Exception as err:  # random bytes, missing arrays, damaged members
+                raise ValueError(f"{vec}: not a readable test vector file ({type(err).__name__}: {err}); "
+                                 f"use --frames/--length or --input instead") from None
+    steps = (args.frames or 3) * (args.length or 16)
+    if steps > MAX_STEPS:
+        raise ValueError(f"--frames {args.frames or 3} x --length {args.length or 16} asks for {steps} input steps; "
+                         f"at most {MAX_STEPS} per run")
     rng = np.random.default_rng(args.seed)
     frames = args.frames or 3
     lengths = [args.length] * frames if args.length else [int(n) for n in rng.integers(1, 17, frames)]
@@ -65,11 +143,10 @@ def _sim_inputs(args, design):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tconv.sim.design import GeneratedDesign
     from tconv.sim.runner import simulate
     from tconv.sim.tools import SimulatorMissing
 
-    design = GeneratedDesign.load(args.design)
+    design = _load_design(args.design)
     inputs, lengths = _sim_inputs(args, design)
     if not args.quiet:
         print(f"simulating {design.top} on {args.simulator}: {len(lengths)} frame(s), "
@@ -80,5 +157,9 @@ def run(args: argparse.Namespace) -> int:
                           isolate_frames=args.isolate_frames, verbose=args.verbose)
     except SimulatorMissing as err:
         raise ValueError(str(err)) from None
+    except RuntimeError as err:
+        if "could not build" not in str(err):
+            raise
+        raise ValueError(str(err)) from None  # the folder's Verilog does not compile
     print(result.summary())
     return 0 if result.passed else 1
