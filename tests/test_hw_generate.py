@@ -153,7 +153,7 @@ def test_lint_catches_a_width_mismatch(tmp_path):
     manifest = generate(build_layer(design, kernel, bias), tmp_path, pe_count=16)
     path = tmp_path / manifest["verilog"][0]
     text = path.read_text()
-    end = text.rstrip().rfind("endmodule")
+    end = text.find("\nendmodule") + 1  # the layer's module (its multiplier cell follows)
     path.write_text(text[:end] + "  wire [3:0] mut_narrow = s_axis_tdata;\n" + text[end:])
     run = subprocess.run(["verilator", "--lint-only", "-Wall", manifest["verilator_waivers"], *manifest["verilog"]],
                          cwd=tmp_path, env=env, capture_output=True, text=True)

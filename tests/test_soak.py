@@ -133,7 +133,7 @@ def _only_first_reset(verilog: str) -> str:
     body = "\n".join(line if re.match(r"\s*(input|wire)\s+rst\s*;", line)
                      else re.sub(r"\brst\b", "(rst & ~mut_started)", line)
                      for line in verilog[body_start:].split("\n"))
-    end = body.rstrip().rfind("endmodule")
+    end = body.find("\nendmodule") + 1  # the layer's module (its multiplier cell follows)
     body = (body[:end] + "  reg mut_started = 1'b0;\n  always @(posedge clk) if (!rst) mut_started <= 1'b1;\n"
             + body[end:])
     return verilog[:body_start] + body
