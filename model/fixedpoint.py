@@ -107,6 +107,14 @@ _ROUND_SHIFT = {
     "RND_CONV": lambda a, s: (a + np.int64((1 << (s - 1)) - 1) + ((a >> s) & 1)) >> s,
 }
 
+#: Modes whose rounding by ``s`` bits adds only a constant before the shift
+#: (``_ROUND_SHIFT``), so that it can be done in place.
+_ROUND_CONSTANT = {
+    "TRN": lambda s: 0,
+    "RND": lambda s: 1 << (s - 1),
+    "RND_MIN_INF": lambda s: (1 << (s - 1)) - 1,
+}
+
 
 @dataclass(frozen=True)
 class FixedFormat:
@@ -334,6 +342,34 @@ class FixedFormat:
     def requantize_with_flags(self, codes, frac: int) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`requantize`, also returning a bool mask of values that overflowed."""
         return self._requantize(codes, frac, flags=True)
+
+    def requantize_owned(self, codes: np.ndarray, frac: int) -> np.ndarray:
+        """:meth:`requantize` that may overwrite ``codes`` (an int64 array the caller owns).
+
+        The modes whose rounding adds a constant (TRN, RND, RND_MIN_INF) with
+        SAT, SAT_SYM or WRAP are computed in place, without temporaries (the
+        model's forward pass spends most of its post-processing time there);
+        every other case is :meth:`requantize`.
+        """
+        shift = frac - self.frac
+        if not (isinstance(codes, np.ndarray) and codes.dtype == np.int64 and 0 < shift <= 62
+                and self.rounding in _ROUND_CONSTANT and self.overflow in ("SAT", "SAT_SYM", "WRAP")):
+            return self.requantize(codes, frac)
+        a = codes
+        offset = _ROUND_CONSTANT[self.rounding](shift)
+        if offset:
+            a += np.int64(offset)
+        a >>= np.int64(shift)
+        if self.overflow == "WRAP":
+            if self.signed:
+                half = np.int64(1 << (self.width - 1))
+                a += half
+                a &= np.int64((1 << self.width) - 1)
+                a -= half
+            else:
+                a &= np.int64((1 << self.width) - 1)
+            return a
+        return np.clip(a, self.saturation_min, self.max_code, out=a)
 
     def _requantize(self, codes, frac: int, flags: bool):
         a = np.asarray(codes, dtype=np.int64)

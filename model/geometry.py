@@ -110,8 +110,13 @@ def _add_phases(prod: np.ndarray, strides: int) -> np.ndarray:
     """
     batch, length, kernel_size, filters = prod.shape
     groups = -(-kernel_size // strides)
-    y = np.zeros((batch, length + groups - 1, strides, filters), dtype=prod.dtype)
-    for q in range(groups):
+    y = np.empty((batch, length + groups - 1, strides, filters), dtype=prod.dtype)
+    # The first group is copied, not added (no zero fill of what it covers).
+    first = min(strides, kernel_size)
+    y[:, :length, :first, :] = prod[:, :, :first, :]
+    y[:, :length, first:, :] = 0
+    y[:, length:, :, :] = 0
+    for q in range(1, groups):
         taps = prod[:, :, q * strides:(q + 1) * strides, :]
         y[:, q:q + length, :taps.shape[2], :] += taps
     y = y.reshape(batch, (length + groups - 1) * strides, filters)

@@ -257,12 +257,18 @@ class Conv1DTransposeQ:
         out_len = cfg.output_length(codes.shape[1])
         # Every partial sum, in any order, is bounded by sum_bound: the narrowest
         # float type whose significand holds it gives exact integers, fast.
-        dtype = next((t for t, limit in _EXACT_LIMITS if self.sum_bound <= limit), np.int64)
+        bias = self.bias_codes << self.bias_shift if cfg.use_bias else None
+        bias_max = int(np.abs(bias).max()) if bias is not None and bias.size else 0
+        dtype, limit = next(((t, lim) for t, lim in _EXACT_LIMITS if self.sum_bound <= lim), (np.int64, 0))
         acc = scatter_taps(codes, self.kernel_codes, cfg.strides, cfg.dilation_rate, cfg.crop_left,
                            out_len, dtype=dtype)
+        # The bias too is added in the float type when the sums stay exact there.
+        in_float = bias is not None and self.sum_bound + bias_max <= limit
+        if in_float:
+            acc += bias.astype(dtype)
         acc = acc.astype(np.int64, copy=False)
-        if cfg.use_bias:
-            acc += self.bias_codes << self.bias_shift
+        if bias is not None and not in_float:
+            acc += bias
         return acc
 
     def activate(self, acc: np.ndarray) -> np.ndarray:
@@ -313,7 +319,9 @@ class Conv1DTransposeQ:
         """
         x, back = self._prepare(codes)
         act = self.activate(self.accumulate(x))
-        return back(self.output_format.requantize(act, self.activation_frac))
+        # `act` is a fresh array of this call (accumulate allocates it and the
+        # activations return new arrays), so it may be requantized in place.
+        return back(self.output_format.requantize_owned(act, self.activation_frac))
 
     def __call__(self, x) -> np.ndarray:
         """Float input to float output through the fixed-point datapath."""

@@ -91,6 +91,8 @@ def test_requantize_integer_path_matches_reference(src_frac, dst, signed, roundi
     want = [ref_overflow(ref_round(Fraction(int(v)) / Fraction(2) ** src_frac * Fraction(2) ** fmt.frac,
                                    rounding), fmt) for v in a]
     np.testing.assert_array_equal(got, np.array(want))
+    # The in-place variant the model's forward pass uses gives the same codes.
+    np.testing.assert_array_equal(fmt.requantize_owned(a.copy(), src_frac), np.array(want))
 
 
 @settings(max_examples=300, deadline=None)
