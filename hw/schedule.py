@@ -88,14 +88,20 @@ class Latencies:
     emit_to_out: int
 
 
-def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int) -> Latencies:
+#: From this many PEs on, each product passes one more register (in the fabric)
+#: before the adder tree: the DSP blocks then span the whole chip (128 of the
+#: LFE5U-85F's 156), and a DSP's output otherwise crosses it to its first adder.
+WIDE_ARRAY_PES = 128
+
+
+def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
+                       pe_count: int = 64) -> Latencies:
     tree = tree_stages(lanes)
     chunk = 1 if chunks > 1 else 0
     luts = rom_words <= LUT_ROM_WORDS
-    # Two registers in front of each multiplier, one behind it (two with block
-    # RAM weights: long steps make the extra cycle negligible, and the DSP rows
-    # lie far from the block-RAM rows on the ECP5).
-    operand, product = 2, 1
+    # Two registers in front of each multiplier (the second one inside the DSP
+    # block), one behind it (the DSP's output register), two on wide arrays.
+    operand, product = 2, 1 + (pe_count >= WIDE_ARRAY_PES)
     # block-RAM weight ROM read (1, none for a LUT ROM), operand registers,
     # product registers, tree, chunk accumulator. At least 4: the scatter
     # read is issued three cycles before the write from a registered address,
@@ -229,7 +235,7 @@ class Schedule:
         s(self, "revisit_steps", j0 * per_group)
         s(self, "revisit_taps", dk * per_group)
         # tap groups beyond kernel_size have no taps and are not built
-        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t))
+        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t, self.pe_count))
         fg = self.filters_per_group
         in_flight = -(-(fg + self.latency.emit_to_out) // fg) + 2
         s(self, "out_fifo_depth", next_pow2(in_flight))

@@ -46,6 +46,9 @@ CONFIGS = {
                                         activation="relu", in_channels=3),
                                    dict(input="ufixed<6,2,RND,SAT>", output="ufixed<8,4,RND_CONV,SAT_SYM>"),
                                    4, ("random", "random")),
+    # 128 PEs: products pass a second register (hw.schedule.WIDE_ARRAY_PES)
+    "wide-array-128-pes": (dict(filters=4, kernel_size=3, strides=2, padding="same", activation="relu",
+                                in_channels=4), {}, 128, ("random", "bursty")),
 }
 LENGTHS = [1, 4, 2, 9]
 
