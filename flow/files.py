@@ -151,17 +151,7 @@ def load_data(path: str | os.PathLike, design: Design) -> np.ndarray:
         x.close()
         raise ValueError(f"{path}: an .npz archive; the data must be a single array (.npy)")
     x = _numeric(np.asarray(x), f"{path}: data")
-    if x.ndim == 2:
-        x = x[None]
-    layer = design.layer
-    channel_axis = 2 if layer.data_format == "channels_last" else 1
-    if x.ndim != 3 or x.shape[channel_axis] != layer.in_channels:
-        layout = "(batch, length, in_channels)" if channel_axis == 2 else "(batch, in_channels, length)"
-        raise ValueError(f"{path}: data has shape {x.shape}, expected {layout} with in_channels="
-                         f"{layer.in_channels}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{path}: data holds {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
-    return x
+    return design.layer.check_float_input(x, f"{path}: data")
 
 
 def build_layer(design: Design, kernel: np.ndarray, bias: np.ndarray | None) -> Conv1DTransposeQ:

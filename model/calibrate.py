@@ -337,16 +337,7 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
         shape = "x".join(str(n) for n in x.shape)
         data_name = (f"no calibration data given: a standard-normal batch ({shape}, seed {seed}) "
                      f"of the layer's own inputs")
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2:
-        x = x[None]
-    channel_axis = 2 if config.data_format == "channels_last" else 1
-    if x.ndim != 3 or x.shape[channel_axis] != config.in_channels:
-        layout = "(batch, length, in_channels)" if channel_axis == 2 else "(batch, in_channels, length)"
-        raise ValueError(f"calibration inputs have shape {x.shape}, expected {layout} with "
-                         f"in_channels={config.in_channels}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"calibration inputs hold {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
+    x = config.check_float_input(x, "calibration input")
     if data_name is None:
         data_name = f"{x.shape[0]} sequence(s) of the layer's inputs, shape {x.shape}"
 

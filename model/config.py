@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import geometry
 from .activations import canonical_name
 
@@ -296,3 +298,21 @@ class LayerConfig:
         """Output steps for an input of ``length`` steps (>= 1)."""
         return geometry.output_length(length, self.kernel_size, self.strides, self.padding,
                                       self.output_padding, self.dilation_rate)
+
+    def check_float_input(self, x, name: str = "input") -> np.ndarray:
+        """Float data for this layer as a batch: ``(batch, length, in_channels)``
+        (``(batch, in_channels, length)`` for channels_first), or one sequence
+        without the batch axis. Returns a float64 array with the batch axis.
+
+        Raises ``ValueError`` naming ``name`` for a wrong shape or NaN/inf values.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 2:
+            x = x[None]
+        channel_axis = 2 if self.data_format == "channels_last" else 1
+        if x.ndim != 3 or x.shape[channel_axis] != self.in_channels:
+            layout = "(batch, length, in_channels)" if channel_axis == 2 else "(batch, in_channels, length)"
+            raise ValueError(f"{name} has shape {x.shape}, expected {layout} with in_channels={self.in_channels}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} holds {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
+        return x

@@ -138,7 +138,7 @@ def test_policy_widths_headroom_and_errors():
                             (dict(rounding="ROUND"), "unknown quantization mode 'ROUND'")]:
         with pytest.raises(ValueError, match=message):
             CalibrationPolicy(**kwargs)
-    with pytest.raises(ValueError, match=r"calibration inputs have shape \(1, 20, 2\), expected \(batch, length"):
+    with pytest.raises(ValueError, match=r"calibration input has shape \(1, 20, 2\), expected \(batch, length"):
         calibrate(cfg, np.ones((2, 1, 1)), np.zeros(1), np.zeros((1, 20, 2)))
     with pytest.raises(ValueError, match="NaN/inf"):
         calibrate(cfg, np.ones((2, 1, 1)), np.zeros(1), np.full((1, 3, 1), np.inf))
