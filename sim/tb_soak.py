@@ -47,6 +47,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from tconv.sim.design import GeneratedDesign, pack_words
+from tconv.sim.tb_layer import pause_pattern as layer_pause_pattern
 
 CLOCK_NS = 10
 
@@ -60,21 +61,8 @@ KINDS = ("random", "min", "max", "extreme")
 
 
 def pause_pattern(name: str, rng: random.Random):
-    """Infinite pause generator (True = stall this cycle): tb_layer's patterns plus ``stall`` and ``trickle``."""
-    if name == "none":
-        return itertools.repeat(False)
-    if name == "random":
-        return (rng.random() < 0.3 for _ in itertools.count())
-    if name == "bursty":
-        def bursts():
-            while True:
-                yield from [False] * rng.randint(1, 40)
-                yield from [True] * rng.randint(1, 25)
-        return bursts()
-    if name == "toggle":
-        return itertools.cycle([False, True])
-    if name == "long":
-        return itertools.cycle([False] * 100 + [True] * 200)
+    """Infinite pause generator (True = stall this cycle): tb_layer's patterns plus ``stall``
+    (runs of 50-600 stalled cycles) and ``trickle`` (ready one cycle in eight)."""
     if name == "stall":
         def stalls():
             while True:
@@ -83,7 +71,7 @@ def pause_pattern(name: str, rng: random.Random):
         return stalls()
     if name == "trickle":
         return itertools.cycle([False] + [True] * 7)
-    raise ValueError(f"unknown back-pressure pattern {name!r}")
+    return layer_pause_pattern(name, rng)
 
 
 def soak_frames(design: GeneratedDesign, frames: int, seed: int = 0, max_length: int = 48):

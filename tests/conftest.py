@@ -48,3 +48,18 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("soak counts")
         for line in sorted(lines):
             terminalreporter.write_line(line)
+
+
+def require_simulator(simulator: str) -> None:
+    """Skip with the install command when a simulator is missing, unless the run
+    requires simulators (``make test`` sets TCONV_REQUIRE_SIMULATORS=1)."""
+    import pytest
+
+    from tconv.sim.tools import SimulatorMissing, check_simulator
+
+    try:
+        check_simulator(simulator)
+    except SimulatorMissing as err:
+        if os.environ.get("TCONV_REQUIRE_SIMULATORS") == "1":
+            pytest.fail(f"simulator required by this run: {err}")
+        pytest.skip(str(err))

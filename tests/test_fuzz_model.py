@@ -147,9 +147,11 @@ def test_fixed_point_layer_properties(case):
     # 4. measured error within the analytic bound whenever it applies (no input/weight/bias overflow;
     #    checked here from the values too)
     report = analyze(layer, x)
-    in_range = all(np.all((v >= f.min_value) & (v <= f.max_value)) for v, f in (
+    in_range = all(np.all((v >= f.dequantize(f.saturation_min)) & (v <= f.max_value)) for v, f in (
         (x, layer.input_format), (layer.kernel, layer.weight_format),
         (layer.bias if layer.bias_format else 0.0, layer.bias_format or layer.input_format)))
+    if in_range:  # values inside every format's range cannot overflow it
+        assert report.bound_applies, report
     if report.bound_applies:
         assert report.within_bound, report
 

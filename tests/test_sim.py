@@ -7,7 +7,6 @@ manifest's formula) and frames back to back under back-pressure on both ports.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from tconv.flow.generate import generate_design
 from tconv.model import FixedFormat, LayerConfig
 from tconv.sim.runner import random_frames, simulate
 from tconv.sim.design import GeneratedDesign
-from tconv.sim.tools import SimulatorMissing, check_simulator
+
+from conftest import require_simulator
 
 SIMULATORS = ["icarus", "verilator"]
 
@@ -54,14 +54,7 @@ LENGTHS = [1, 4, 2, 9]
 
 
 def _require(simulator: str) -> None:
-    """Skip with the install command when a simulator is missing, unless the run
-    requires simulators (``make test`` sets TCONV_REQUIRE_SIMULATORS=1)."""
-    try:
-        check_simulator(simulator)
-    except SimulatorMissing as err:
-        if os.environ.get("TCONV_REQUIRE_SIMULATORS") == "1":
-            pytest.fail(f"simulator required by this run: {err}")
-        pytest.skip(str(err))
+    require_simulator(simulator)
 
 
 def _make_design(root, name: str, *, corrupt: bool = False):

@@ -10,7 +10,6 @@ and out, resets, stall cycles) are printed in pytest's summary ("soak counts").
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 
@@ -23,9 +22,8 @@ from tconv.model import FixedFormat, LayerConfig
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import simulate
 from tconv.sim.tb_soak import soak_frames
-from tconv.sim.tools import SimulatorMissing, check_simulator
 
-from conftest import long_run
+from conftest import long_run, require_simulator
 
 LONG = long_run()
 SIMULATORS = ["icarus", "verilator"]
@@ -49,12 +47,7 @@ RUN = LONG_RUN if LONG else SHORT
 
 
 def _require(simulator: str) -> None:
-    try:
-        check_simulator(simulator)
-    except SimulatorMissing as err:
-        if os.environ.get("TCONV_REQUIRE_SIMULATORS") == "1":
-            pytest.fail(f"simulator required by this run: {err}")
-        pytest.skip(str(err))
+    require_simulator(simulator)
 
 
 def _generate(root, name: str):
