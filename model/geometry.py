@@ -67,12 +67,13 @@ def taps_per_output(kernel_size: int, strides: int, dilation_rate: int) -> int:
 
 
 def scatter_taps(x: np.ndarray, kernel: np.ndarray, strides: int, dilation_rate: int,
-                 crop: int, out_len: int, dtype=None) -> np.ndarray:
+                 crop: int, out_len: int, dtype=None, contiguous: bool = True) -> np.ndarray:
     """Transposed convolution without bias or activation, channels_last.
 
     ``x`` is ``(batch, length, in_channels)``, ``kernel`` is Keras'
     ``(kernel_size, filters, in_channels)``. Returns ``(batch, out_len, filters)``
-    in ``dtype`` (default: the result dtype of ``x @ kernel``). One matrix
+    in ``dtype`` (default: the result dtype of ``x @ kernel``). With ``contiguous=False``
+    the result may be a view (for a caller that converts it anyway). One matrix
     product computes every (step, tap, filter) partial sum; the taps are then
     added at their positions, so no inserted zero is ever multiplied.
     """
@@ -98,7 +99,8 @@ def scatter_taps(x: np.ndarray, kernel: np.ndarray, strides: int, dilation_rate:
     full = y.shape[1]
     if crop + out_len > full:  # positions no tap reaches (output_padding) hold zero
         y = np.concatenate([y, np.zeros((batch, crop + out_len - full, filters), dtype=y.dtype)], axis=1)
-    return np.ascontiguousarray(y[:, crop:crop + out_len, :])
+    y = y[:, crop:crop + out_len, :]
+    return np.ascontiguousarray(y) if contiguous else y
 
 
 def _add_phases(prod: np.ndarray, strides: int) -> np.ndarray:
@@ -111,6 +113,13 @@ def _add_phases(prod: np.ndarray, strides: int) -> np.ndarray:
     batch, length, kernel_size, filters = prod.shape
     groups = -(-kernel_size // strides)
     y = np.empty((batch, length + groups - 1, strides, filters), dtype=prod.dtype)
+    if kernel_size == 2 * strides and length > 1:
+        # The usual upsampler (kernel = 2 x stride): every position but the
+        # first and last stride's worth is the sum of two taps, written in one pass.
+        y[:, 0] = prod[:, 0, :strides]
+        np.add(prod[:, 1:, :strides], prod[:, :-1, strides:], out=y[:, 1:length])
+        y[:, length] = prod[:, -1, strides:]
+        return y.reshape(batch, (length + 1) * strides, filters)
     # The first group is copied, not added (no zero fill of what it covers).
     first = min(strides, kernel_size)
     y[:, :length, :first, :] = prod[:, :, :first, :]

@@ -261,12 +261,12 @@ class Conv1DTransposeQ:
         bias_max = int(np.abs(bias).max()) if bias is not None and bias.size else 0
         dtype, limit = next(((t, lim) for t, lim in _EXACT_LIMITS if self.sum_bound <= lim), (np.int64, 0))
         acc = scatter_taps(codes, self.kernel_codes, cfg.strides, cfg.dilation_rate, cfg.crop_left,
-                           out_len, dtype=dtype)
+                           out_len, dtype=dtype, contiguous=False)
         # The bias too is added in the float type when the sums stay exact there.
         in_float = bias is not None and self.sum_bound + bias_max <= limit
         if in_float:
             acc += bias.astype(dtype)
-        acc = acc.astype(np.int64, copy=False)
+        acc = acc.astype(np.int64)  # a new contiguous array (``acc`` may be a view)
         if bias is not None and not in_float:
             acc += bias
         return acc
