@@ -19,6 +19,7 @@ seconds depend on the machine and are reported, not asserted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -171,8 +172,32 @@ def _apytypes_forward(q: Conv1DTransposeQ, codes: np.ndarray):
                   overflow=getattr(apy.OverflowMode, "SAT" if of.overflow == "SAT" else "WRAP"))
 
 
+def _have_threadpoolctl() -> bool:
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _one_blas_thread():
+    """A context with numpy's BLAS on one thread (nothing when threadpoolctl is missing).
+
+    On this 2-core machine two OpenBLAS threads and the thread pool jax keeps
+    for Keras fight over the cores: the same forward_int then takes 26 ms in one
+    process and 60 ms in the next. With one thread it is steady (and the
+    comparison with the single-threaded apytypes is like for like); Keras keeps
+    all its threads, so the ratio against it is, if anything, pessimistic.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
-    """vocoder-up, batch 64: tconv's forward_int vs Keras (jax) and vs apytypes."""
+    """vocoder-up, batch 64: tconv's forward_int (one BLAS thread) vs Keras (jax) and vs apytypes."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
@@ -190,8 +215,9 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
     layer.set_weights([kernel.astype("float32"), bias.astype("float32")])
     log(f"[model] {name}, batch {batch}: Keras (jax) float layer ...")
     keras_s = _best_time(lambda: np.asarray(layer(x)), repeats)
-    log("[model] tconv forward_int ...")
-    tconv_s = _best_time(lambda: q.forward_int(codes), repeats)
+    log("[model] tconv forward_int (one BLAS thread) ...")
+    with _one_blas_thread():
+        tconv_s = _best_time(lambda: q.forward_int(codes), repeats)
     log("[model] apytypes, same fixed-point computation ...")
     apy_out = _apytypes_forward(q, codes)
     # Same integers out, or the comparison would be meaningless.
@@ -202,7 +228,8 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
     apy_s = _best_time(lambda: _apytypes_forward(q, codes), max(1, repeats // 2))
     return {"layer": name, "batch": batch, "tconv_s": round(tconv_s, 5), "keras_s": round(keras_s, 5),
             "ratio_vs_keras": round(tconv_s / keras_s, 3), "apytypes_s": round(apy_s, 5),
-            "speedup_vs_apytypes": round(apy_s / tconv_s, 2), "apytypes_bit_exact": same}
+            "speedup_vs_apytypes": round(apy_s / tconv_s, 2), "apytypes_bit_exact": same,
+            "tconv_blas_threads": 1 if _have_threadpoolctl() else None}
 
 
 def bench_sim(work: Path, *, log, layer: str = "odd-stride", pe_count: int = 64) -> list[dict]:
@@ -295,7 +322,8 @@ def _model_rows(results: dict) -> list[list[str]]:
     m = results["model"]
     return [["measure", "value"],
             ["layer, batch", f"{m['layer']}, {m['batch']}"],
-            ["tconv forward_int", f"{m['tconv_s'] * 1e3:.1f} ms"],
+            ["tconv forward_int" + (" (1 BLAS thread)" if m.get("tconv_blas_threads") == 1 else ""),
+             f"{m['tconv_s'] * 1e3:.1f} ms"],
             ["Keras float (jax, CPU)", f"{m['keras_s'] * 1e3:.1f} ms"],
             ["tconv / Keras", f"{m['ratio_vs_keras']:.2f}x"],
             ["apytypes, same fixed point", f"{m['apytypes_s'] * 1e3:.1f} ms (bit-exact: {m['apytypes_bit_exact']})"],
