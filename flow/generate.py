@@ -125,12 +125,12 @@ def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: s
         manifest["weights"] = "weights.npz"
         manifest["test_vectors"] = "test_vectors.npz"
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # mkdtemp's folder is 0700 and hw's atomic writes leave 0600 files: give the
-        # design the permissions an ordinary folder would have.
+        # mkdtemp's folder is 0700 (and np.savez follows the umask): give the whole
+        # design, ecp5/ included, the permissions an ordinary folder would have.
         mask = current_umask()
         tmp.chmod(0o777 & ~mask)
-        for f in tmp.iterdir():
-            f.chmod(0o666 & ~mask)
+        for f in tmp.rglob("*"):
+            f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old")

@@ -65,7 +65,10 @@ def manifest_frame_cycles(manifest: dict, length: int) -> int:
 
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    mask = os.umask(0)  # reading the umask means setting it: set straight back
+    os.umask(mask)
     try:
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp's 0600 would make the file private
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)

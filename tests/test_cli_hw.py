@@ -107,5 +107,6 @@ def test_generated_files_are_not_private(files, capsys):
     mask = os.umask(0)
     os.umask(mask)
     assert (files / "out").stat().st_mode & 0o777 == 0o777 & ~mask
-    for f in (files / "out").iterdir():
-        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f
+    for f in (files / "out").rglob("*"):
+        assert f.stat().st_mode & 0o777 == (0o777 if f.is_dir() else 0o666) & ~mask, f
+    assert (files / "out" / "ecp5").is_dir()

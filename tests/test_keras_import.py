@@ -270,8 +270,10 @@ def test_generate_keras_equals_the_config_form(saved, tmp_path, capsys):
         np.savez(tmp_path / "w.npz", kernel=w["kernel"], bias=w["bias"])
     assert _run(capsys, "generate", tmp_path / "config.json", "--weights", tmp_path / "w.npz", "-o",
                 tmp_path / "c", "-q")[0] == 0
-    names = sorted(p.name for p in (tmp_path / "k").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "c").iterdir())
+    def files(root):
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    names = files(tmp_path / "k")
+    assert names == files(tmp_path / "c") and "ecp5/tconv_conv1d_transpose_mul.v" in names
     for name in names:
         if name.endswith(".npz"):
             with np.load(tmp_path / "k" / name) as a, np.load(tmp_path / "c" / name) as b:
