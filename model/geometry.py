@@ -113,19 +113,23 @@ def _add_phases(prod: np.ndarray, strides: int) -> np.ndarray:
     batch, length, kernel_size, filters = prod.shape
     groups = -(-kernel_size // strides)
     y = np.empty((batch, length + groups - 1, strides, filters), dtype=prod.dtype)
-    if kernel_size == 2 * strides and length > 1:
-        # The usual upsampler (kernel = 2 x stride): every position but the
-        # first and last stride's worth is the sum of two taps, written in one pass.
-        y[:, 0] = prod[:, 0, :strides]
-        np.add(prod[:, 1:, :strides], prod[:, :-1, strides:], out=y[:, 1:length])
-        y[:, length] = prod[:, -1, strides:]
-        return y.reshape(batch, (length + 1) * strides, filters)
-    # The first group is copied, not added (no zero fill of what it covers).
-    first = min(strides, kernel_size)
-    y[:, :length, :first, :] = prod[:, :, :first, :]
-    y[:, :length, first:, :] = 0
-    y[:, length:, :, :] = 0
-    for q in range(1, groups):
+    # y is written, not zero-filled and added to: the first two groups' sum in
+    # one pass where they overlap, each group alone where it does not; further
+    # groups are added.
+    g0 = prod[:, :, :strides, :]
+    if groups == 1:
+        y[:, :, :kernel_size] = g0
+        y[:, :, kernel_size:] = 0
+    else:
+        g1 = prod[:, :, strides:2 * strides, :]
+        w1 = g1.shape[2]
+        y[:, 0] = g0[:, 0]
+        np.add(g0[:, 1:, :w1], g1[:, :-1], out=y[:, 1:length, :w1])
+        y[:, 1:length, w1:] = g0[:, 1:, w1:]
+        y[:, length, :w1] = g1[:, -1]
+        y[:, length, w1:] = 0
+        y[:, length + 1:] = 0
+    for q in range(2, groups):
         taps = prod[:, :, q * strides:(q + 1) * strides, :]
         y[:, q:q + length, :taps.shape[2], :] += taps
     y = y.reshape(batch, (length + groups - 1) * strides, filters)
