@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tconv.hw.files import current_umask, write_atomic
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
 
 __all__ = ["Design", "load_config", "load_weights", "load_data", "build_layer", "write_atomic",
@@ -158,28 +158,6 @@ def build_layer(design: Design, kernel: np.ndarray, bias: np.ndarray | None) -> 
     f = design.formats
     return Conv1DTransposeQ(design.layer, kernel, bias, input_format=f["input"], weight_format=f["weight"],
                             bias_format=f.get("bias"), output_format=f["output"])
-
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file through a temporary name and a rename, so a reader never sees
-    half of it; the file gets the permissions an ordinary write would give."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would make the file private
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: Path, obj) -> None:

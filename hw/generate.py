@@ -9,13 +9,12 @@ half-written.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import amaranth
 
+from .files import write_atomic
 from .layer import Conv1DTransposeTop, check_layer
 from .verilog import convert
 
@@ -61,21 +60,6 @@ def manifest_frame_cycles(manifest: dict, length: int) -> int:
     """Cycles per frame of ``length`` steps, evaluated from a manifest's performance entry."""
     expr = manifest["performance"]["cycles_per_frame_python"]
     return int(eval(expr, {"__builtins__": {}}, {"L": int(length)}))  # noqa: S307 (own expression)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    mask = os.umask(0)  # reading the umask means setting it: set straight back
-    os.umask(mask)
-    try:
-        os.fchmod(fd, 0o666 & ~mask)  # mkstemp's 0600 would make the file private
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = None) -> dict:
@@ -169,9 +153,8 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / f"{top}.v", verilog_text)
-    _write_atomic(out / f"{top}.vlt", waivers(top))
-    (out / "ecp5").mkdir(exist_ok=True)
-    _write_atomic(out / "ecp5" / f"{cell.name}.v", cell.ecp5_verilog())
-    _write_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_atomic(out / f"{top}.v", verilog_text)
+    write_atomic(out / f"{top}.vlt", waivers(top))
+    write_atomic(out / "ecp5" / f"{cell.name}.v", cell.ecp5_verilog())
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
