@@ -121,10 +121,13 @@ class DotProduct(wiring.Component):
                 xr, wr = xn, wn
             if cell is not None:
                 a, b = Signal(cell.a_shape, name=f"a{r}"), Signal(cell.b_shape, name=f"b{r}")
-                # (Named so that Yosys keeps this name for the product's bits:
-                # with one lane, the dot product's own output would take it and
-                # be left with declared, unread sign bits, which lint flags.)
-                p = Signal(pshape, name=f"mul{r}_p")
+                # Kept (`keep`) so that Yosys names the product's bits after it:
+                # with one lane the product goes straight into a wider signal
+                # (the dot product's output, a scatter bank's input), which
+                # would otherwise take the bits and hold its sign extension as
+                # an assignment from its own bits (unread sign bits for lint,
+                # a combinational loop for a Verilator build: UNOPTFLAT).
+                p = Signal(pshape, name=f"mul{r}_p", attrs={"keep": 1})
                 m.d.comb += [a.eq(xr), b.eq(wr)]
                 m.submodules[f"mul{r}"] = Instance(cell.name, i_clk=ClockSignal(), i_a=a, i_b=b, o_p=p)
             else:

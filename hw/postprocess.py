@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Mux, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -198,7 +198,10 @@ class Requantize(wiring.Component):
             floor = ext >> shift
             rem = ext[:shift]
             half = 1 << (shift - 1)
-            gt, eq, nz = rem > half, rem == half, rem != 0
+            # With one dropped bit nothing lies above half; `rem > 1` on one
+            # bit would be a constant compare, which Verilator refuses (CMPCONST).
+            gt = rem > half if shift > 1 else Const(0, 1)
+            eq, nz = rem == half, rem != 0
             neg = v[-1]
             mode = fmt.rounding
             if mode == "TRN":

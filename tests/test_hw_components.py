@@ -74,6 +74,8 @@ REQUANT_CASES = [
     ("fixed<4,1,RND_INF,SAT_SYM>", 6, 12),   # shift 9 > input width 6
     ("fixed<5,8,RND_ZERO,WRAP>", 12, 0),   # negative output frac
     ("fixed<16,6,RND,SAT>", 20, 10),
+    # exactly one dropped bit (nothing lies above half), every rounding mode
+    *[(f"fixed<8,3,{q},SAT>", 10, 6) for q in QUANTIZATION_MODES],
 ]
 
 

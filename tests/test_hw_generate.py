@@ -175,6 +175,13 @@ ODD_LINT_CASES = [
     # one PE, leaky_relu, SAT_SYM
     (dict(filters=2, kernel_size=2, strides=2, padding="same", in_channels=3, activation="leaky_relu",
           output_format="fixed<7,2,RND_ZERO,SAT_SYM>"), 1),
+    # one PE, block-RAM weights, the product straight into a wider scatter bank (once emitted
+    # as a vector assigned from its own bits: UNOPTFLAT in a Verilator build)
+    (dict(filters=7, kernel_size=6, strides=4, in_channels=1, activation="relu",
+          input_format="fixed<6,4,RND_INF,WRAP>", weight_format="fixed<12,8,TRN_ZERO,SAT>",
+          bias_format="fixed<8,8>", output_format="fixed<18,14,RND_INF,SAT_SYM>"), 1),
+    # the output drops exactly one fractional bit (once a constant compare: CMPCONST)
+    (dict(filters=2, kernel_size=3, strides=2, in_channels=2, output_format="fixed<8,1,RND_CONV,SAT>"), 4),
 ]
 
 
