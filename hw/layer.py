@@ -53,6 +53,33 @@ def lookup(index, values):
     return build(0, len(index) - 1)
 
 
+def index_bits(tables, count: int) -> list[int]:
+    """The index bits (below ``count``) that the entries of some table in ``tables`` depend on.
+
+    A bit is left out when every table reads the same entry with it set and
+    clear (indices past a table's end never occur). Registers that carry the
+    index for a constant lookup keep only these bits: a bit no table reads
+    would be a register bit that nothing reads.
+    """
+    dropped = 0
+    for bit in range(count):
+        trial = dropped | (1 << bit)
+        if all(len({v for i, v in enumerate(t) if i & ~trial == key}) <= 1
+               for t in tables for key in {i & ~trial for i in range(len(t))}):
+            dropped = trial
+    return [bit for bit in range(count) if not dropped >> bit & 1]
+
+
+def select_bits(values, bits: list[int]) -> list:
+    """``values`` re-indexed by the index bits ``bits`` only (see `index_bits`)."""
+    out = []
+    for key in range(1 << len(bits)):
+        full = sum(((key >> k) & 1) << b for k, b in enumerate(bits))
+        matches = [i for i in range(len(values)) if all(((i >> b) & 1) == ((full >> b) & 1) for b in bits)]
+        out.append(values[matches[0]] if matches else values[-1])
+    return out
+
+
 def _at_least(counter, bound: int, limit: int):
     """``counter >= bound`` for a counter that stays below ``limit``, folded when constant."""
     if bound <= 0:
@@ -98,7 +125,8 @@ def check_layer(layer_q, pe_count: int) -> Schedule:
         Naming the field and what it allows: ``array.pe_count`` (a power of two),
         ``layer.activation`` (linear, relu, relu6, leaky_relu), ``formats.input`` /
         ``formats.weight`` (at most 18 bits signed, 17 unsigned, one MULT18X18D
-        operand).
+        operand), ``formats.output`` (a wrapping output must keep some bit of the
+        result).
     """
     config = layer_q.config
     check_activation(config.activation)
@@ -109,6 +137,15 @@ def check_layer(layer_q, pe_count: int) -> Schedule:
                 f"formats.{field} {fmt} is too wide for the array's multipliers (one ECP5 "
                 f"MULT18X18D per PE): allowed are at most {MAX_OPERAND_BITS} bits signed "
                 f"(fixed<W,I> with W <= {MAX_OPERAND_BITS}) or {MAX_OPERAND_BITS - 1} bits unsigned")
+    out = layer_q.output_format
+    act_frac = layer_q.activation_frac
+    if out.overflow == "WRAP" and out.frac - act_frac >= out.width:
+        # Every code would be 0: synthesis would remove the whole datapath.
+        raise ValueError(
+            f"formats.output {out} wraps away every bit of the layer's result: the result has "
+            f"{act_frac} fractional bits, so the output's {out.width} bits (the lowest weighs "
+            f"2^{-out.frac}) would always be 0; allowed are output formats with fewer than "
+            f"{act_frac + out.width} fractional bits, or a saturating overflow mode")
     return Schedule.plan(config, pe_count)
 
 
@@ -459,9 +496,13 @@ class Conv1DTransposeCore(wiring.Component):
         ]
 
         # Emission pipeline: etags[j] is seen j cycles after the emitter's read.
+        # The filter row selects the bias: only the bits of it that the bias
+        # tables depend on travel (none when every row has the same bias).
+        bias_tables = {gf: self._bias_table(gf) for gf in filters_gf}
+        fl_bits = index_bits(list(bias_tables.values()), len(efl))
         etag0 = {
             "valid": em_issue,
-            "fl": efl,
+            **({"fl": Cat(*(efl[b] for b in fl_bits))} if fl_bits else {}),
             "last_row": efl_last,
             "beat_last": have & now["beat_last"],
         }
@@ -492,8 +533,8 @@ class Conv1DTransposeCore(wiring.Component):
                 m.d.sync += qv.eq(banks[gf, gk].em_data)
                 operands.append(Mux(etags[2][f"touched{gk}"], qv, 0))
             bias = Signal(signed(Wa), name=f"emit_bias{gf}", reset_less=True)
-            table = [Const(v, signed(Wa)) for v in self._bias_table(gf)]
-            m.d.sync += bias.eq(lookup(etags[1]["fl"], table))
+            table = [Const(v, signed(Wa)) for v in select_bits(bias_tables[gf], fl_bits)]
+            m.d.sync += bias.eq(lookup(etags[1]["fl"], table) if fl_bits else table[0])
             operands.append(bias)
             nr = narrowing(cfg.activation, af.frac, of)
             merged_width = len(narrow(Signal(signed(Wa)), nr.acc_lo, nr.acc_hi, nr.acc_sign))

@@ -81,7 +81,8 @@ def narrowing(name: str, acc_frac: int, fmt) -> Narrowing:
     low = r if (fmt.rounding == "TRN" and r > 0) else 0
     wrap = fmt.overflow == "WRAP"
     top = max(fmt.width + r, low + 1) if wrap else None
-    sign_mode = fmt.rounding in ("TRN_ZERO", "RND_ZERO", "RND_INF")
+    # These modes round by the sign, but only where the requantizer drops bits.
+    sign_mode = r > 0 and fmt.rounding in ("TRN_ZERO", "RND_ZERO", "RND_INF")
     if name in ("linear", "relu"):
         lo, hi, sign = low, top, sign_mode or name == "relu"
     elif name == "relu6":

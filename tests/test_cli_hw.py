@@ -57,6 +57,7 @@ def test_generate_writes_the_design_folder(files, capsys):
     (lambda c: c["array"].update(pes=4), "array: unknown key(s) ['pes']"),
     (lambda c: c["layer"].update(activation="tanh"), "has no exact fixed-point form"),
     (lambda c: c["formats"].update(input="fixed<20,3>"), "formats.input fixed<20,3> is too wide"),
+    (lambda c: c["formats"].update(output="fixed<6,-12>"), "formats.output fixed<6,-12> wraps away every bit"),
 ])
 def test_generate_refuses_bad_configs_and_writes_nothing(files, capsys, edit, message):
     cfg = json.loads(json.dumps(CONFIG))

