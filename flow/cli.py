@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be at least 1")
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`tconv simulate OUT | head -1`): stop quietly, as a
+        # shell tool ended by SIGPIPE would, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except (ValueError, OSError) as err:
         print(f"tconv: error: {err}", file=sys.stderr)
         return 2

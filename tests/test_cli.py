@@ -137,3 +137,13 @@ def test_console_script_entry_point(files):
     assert ok.returncode == 0 and "SQNR" in ok.stdout
     bad = subprocess.run([exe, "analyze", str(cfg)], capture_output=True, text=True)
     assert bad.returncode == 2 and "--weights" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_closed_pipe_ends_quietly(files):
+    """`tconv analyze ... | head -0`: no error line, no traceback when the reader has gone away."""
+    tmp, cfg, weights = files
+    proc = subprocess.Popen([sys.executable, "-m", "tconv.flow.cli", "analyze", str(cfg), "--weights", str(weights),
+                             "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the command (still importing numpy) writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
