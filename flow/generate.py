@@ -114,8 +114,14 @@ def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: s
     check_layer(layer, opts["pe_count"])  # refuse before saying anything is under way
     out = Path(out_dir)
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OSError(f"cannot create the design folder {out}: {parent} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:  # name the user's folder, not the temporary one beside it
+        raise OSError(f"cannot create the design folder {out}: {err.strerror or err}") from None
     try:
         log(f"elaborating {opts['pe_count']}-PE array and writing Verilog ...")
         manifest = generate(layer, tmp, pe_count=opts["pe_count"], top_name=top)

@@ -77,6 +77,16 @@ def test_generate_refuses_a_foreign_nonempty_folder(files, capsys):
     assert [p.name for p in (files / "out").iterdir()] == ["notes.txt"]
 
 
+def test_generate_names_the_folder_it_cannot_create(files, capsys):
+    """A file where a parent folder should be: one line naming the user's path, not a temporary one."""
+    (files / "afile").write_text("x")
+    rc, _, err = _run(capsys, "generate", files / "config.json", "--weights", files / "w.npz",
+                      "-o", files / "afile" / "out")
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"cannot create the design folder {files / 'afile' / 'out'}" in err and "is a file, not a folder" in err
+    assert (files / "afile").read_text() == "x"
+
+
 def test_simulate_shipped_vectors_and_random_frames(files, capsys):
     try:
         check_simulator("icarus")
