@@ -46,12 +46,13 @@ iverilog:
 test: setup
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
-# Long soak (10,000 frames per layer on Verilator, 3,000 on Icarus, 40 resets per port) and
-# 20x the fuzz examples, random each run; `make test` runs the short, repeatable versions.
+# Long soak (10,000 frames per layer on Verilator, 3,000 on Icarus, 40 resets per port),
+# 20x the fuzz examples, random each run, and 40 random layers on both simulators;
+# `make test` runs the short, repeatable versions.
 .PHONY: long
 long: setup
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest --long -n $(JOBS) -q \
-		tests/test_soak.py tests/test_fuzz_model.py tests/test_fuzz_cli.py
+		tests/test_soak.py tests/test_fuzz_model.py tests/test_fuzz_cli.py tests/test_rtl_random.py
 
 # Formal proof of the smallest configuration (SymbiYosys + z3 from PyPI, see tconv.sim.formal):
 # m_axis handshake rules by k-induction, beats per frame and progress by bounded model checking.

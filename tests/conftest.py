@@ -21,8 +21,8 @@ _LONG = False
 def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", default=False,
                      help="tconv: long soak (thousands of frames per simulator, two layers, 40 mid-frame resets "
-                          "per port) and fuzz runs (20x the examples, random each run) instead of the short, "
-                          "derandomized ones")
+                          "per port), fuzz runs (20x the examples, random each run) and 40 random layers on both "
+                          "simulators instead of the short, derandomized ones")
 
 
 def pytest_configure(config):
