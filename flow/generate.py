@@ -8,23 +8,19 @@ output codes) so that any simulator can check the design without tconv.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from .files import Design, build_layer, current_umask
+from tconv.hw.generate import TEST_VECTOR_LENGTHS, make_test_vectors
+from tconv.hw.manifest import MAX_PE_COUNT
 
-__all__ = ["generate_design", "ARRAY_KEYS", "TEST_VECTOR_LENGTHS"]
+from .files import Design, build_layer
+
+__all__ = ["generate_design", "make_test_vectors", "ARRAY_KEYS", "MAX_PE_COUNT", "TEST_VECTOR_LENGTHS"]
 
 #: Keys the CONFIG.json "array" object accepts, with their defaults.
 ARRAY_KEYS = {"pe_count": 64}
-#: Largest array.pe_count: 16x the DSP blocks of today's largest FPGAs; planning far
-#: larger arrays (2**40) takes unbounded time before anything could be refused.
-MAX_PE_COUNT = 65536
 #: Reserved words of Verilog-2005 and SystemVerilog-2017 (Verilator reads .v files as
 #: SystemVerilog): none can name the top module.
 VERILOG_KEYWORDS = frozenset("""
@@ -47,8 +43,6 @@ table tagged task this throughout time timeprecision timeunit tran tranif0 trani
 trireg type typedef union unique unique0 unsigned until until_with untyped use uwire var vectored virtual void
 wait wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
 """.split())
-#: Frame lengths of the shipped test vectors: a typical frame, the shortest, an odd one.
-TEST_VECTOR_LENGTHS = (8, 1, 5)
 
 
 def _array_options(design: Design) -> dict:
@@ -74,37 +68,15 @@ def check_top(top) -> None:
         raise ValueError(f"--top {top!r} is a Verilog/SystemVerilog keyword; choose another module name")
 
 
-def _check_target(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a folder; choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise ValueError(f"{out} is not empty and holds no tconv design (no manifest.json); "
-                         f"choose an empty or new folder for -o")
-
-
-def make_test_vectors(layer, lengths=TEST_VECTOR_LENGTHS, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random input codes of frames with ``lengths`` steps and the model's output codes.
-
-    Both are step-major (one row per bus beat) and frames follow each other.
-    """
-    rng = np.random.default_rng(seed)
-    fmt = layer.input_format
-    cin = layer.config.in_channels
-    frames = [rng.integers(fmt.min_code, fmt.max_code + 1, (n, cin)) for n in lengths]
-    channels_first = layer.config.data_format == "channels_first"
-    outs = [layer.forward_int(f.T).T if channels_first else layer.forward_int(f) for f in frames]
-    return {"inputs": np.concatenate(frames), "lengths": np.array(lengths),
-            "expected": np.concatenate(outs), "expected_lengths": np.array([o.shape[0] for o in outs])}
-
-
 def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: str | None = None,
                     log=print) -> dict:
     """Generate the hardware for ``design`` with these float weights into ``out_dir``.
 
-    Everything is built in a temporary folder beside ``out_dir`` and moved into
-    place at the end; on any error ``out_dir`` is left as it was. An existing
-    design folder (one with a manifest.json) is replaced.
+    The folder is written by :func:`tconv.hw.folder.write_design`: on any error
+    ``out_dir`` is left as it was; in a folder that tconv generated before only
+    its own files are replaced; a non-empty folder it did not generate is refused.
     """
+    from tconv.hw.folder import check_output_folder
     from tconv.hw.generate import generate
     from tconv.hw.layer import check_layer
 
@@ -112,40 +84,6 @@ def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: s
     layer = build_layer(design, kernel, bias)
     opts = _array_options(design)
     check_layer(layer, opts["pe_count"])  # refuse before saying anything is under way
-    out = Path(out_dir)
-    _check_target(out)
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise OSError(f"cannot create the design folder {out}: {parent} is a file, not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as err:  # name the user's folder, not the temporary one beside it
-        raise OSError(f"cannot create the design folder {out}: {err.strerror or err}") from None
-    try:
-        log(f"elaborating {opts['pe_count']}-PE array and writing Verilog ...")
-        manifest = generate(layer, tmp, pe_count=opts["pe_count"], top_name=top)
-        np.savez(tmp / "weights.npz", kernel_codes=layer.kernel_codes, bias_codes=layer.bias_codes,
-                 kernel=layer.kernel, bias=layer.bias)
-        np.savez(tmp / "test_vectors.npz", **make_test_vectors(layer))
-        manifest["weights"] = "weights.npz"
-        manifest["test_vectors"] = "test_vectors.npz"
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # mkdtemp's folder is 0700 (and np.savez follows the umask): give the whole
-        # design, ecp5/ included, the permissions an ordinary folder would have.
-        mask = current_umask()
-        tmp.chmod(0o777 & ~mask)
-        for f in tmp.rglob("*"):
-            f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
+    check_output_folder(out_dir)
+    log(f"elaborating {opts['pe_count']}-PE array and writing Verilog ...")
+    return generate(layer, out_dir, pe_count=opts["pe_count"], top_name=top)

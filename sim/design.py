@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
+from tconv.hw.folder import DesignFolder, FolderError
+from tconv.model import Conv1DTransposeQ
 
 __all__ = ["GeneratedDesign", "pack_words", "unpack_words"]
 
@@ -44,55 +44,81 @@ def unpack_words(words, lanes: int, width: int, signed: bool) -> np.ndarray:
 class GeneratedDesign:
     """What ``tconv generate`` wrote: the Verilog, the manifest and the layer it computes.
 
+    Loaded through :class:`tconv.hw.folder.DesignFolder`, which checks the
+    manifest against its schema and every path it names (docs/design-folders.md).
+
     Attributes
     ----------
     folder : Path
     manifest : dict
     layer : Conv1DTransposeQ
         The golden model, rebuilt from the baked-in weight and bias codes.
+    files : DesignFolder
+        The checked folder: its paths, the Verilog (checked before use), the cycle formula.
     """
 
     folder: Path
     manifest: dict
     layer: Conv1DTransposeQ
+    files: DesignFolder
 
     @classmethod
     def load(cls, folder) -> GeneratedDesign:
-        folder = Path(folder)
-        path = folder / "manifest.json"
-        if not path.is_file():
-            raise ValueError(f"{folder}: no manifest.json; is this a folder written by `tconv generate`?")
-        manifest = json.loads(path.read_text())
-        weights_path = folder / manifest.get("weights", "weights.npz")
-        if not weights_path.is_file():
-            raise ValueError(f"{folder}: missing {weights_path.name}, the baked-in weight codes")
-        fmts = manifest["formats"]
-        config = LayerConfig.from_dict(manifest["layer"])
-        with np.load(weights_path) as w:
-            kernel_codes, bias_codes = w["kernel_codes"], w["bias_codes"]
-        weight_fmt = FixedFormat.parse(fmts["weight"])
-        bias_fmt = FixedFormat.parse(fmts["bias"]) if config.use_bias else None
+        """Read a design folder; a ``ValueError`` of one line naming the file and the key when it is broken."""
+        files = DesignFolder.load(folder)
+        parsed = files.parsed
+        config, fmts = parsed["config"], parsed["formats"]
+        weights_path = files.weights
+        try:
+            with np.load(weights_path, allow_pickle=False) as w:
+                kernel_codes, bias_codes = np.asarray(w["kernel_codes"]), np.asarray(w["bias_codes"])
+        except KeyError as err:
+            raise FolderError(f"{weights_path}: no array {err} (the baked-in weight codes)") from None
+        except Exception as err:  # random bytes, a bare .npy, damaged members, pickles
+            raise FolderError(f"{weights_path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        weight_fmt, bias_fmt = fmts["weight"], fmts.get("bias")
+        want = (config.kernel_size, config.filters, config.in_channels)
+        if kernel_codes.shape != want or kernel_codes.dtype.kind not in "iu":
+            raise FolderError(f"{weights_path}: kernel_codes must be integers of shape {want}, got "
+                              f"{kernel_codes.dtype} {kernel_codes.shape}")
+        if bias_fmt is not None and (bias_codes.shape != (config.filters,) or bias_codes.dtype.kind not in "iu"):
+            raise FolderError(f"{weights_path}: bias_codes must be integers of shape ({config.filters},), got "
+                              f"{bias_codes.dtype} {bias_codes.shape}")
+        for name, codes, fmt in (("kernel_codes", kernel_codes, weight_fmt), ("bias_codes", bias_codes, bias_fmt)):
+            if fmt is not None and codes.size and (codes.min() < fmt.min_code or codes.max() > fmt.max_code):
+                raise FolderError(f"{weights_path}: {name} are not all codes of {fmt} "
+                                  f"({fmt.min_code} to {fmt.max_code})")
         # Codes dequantize exactly and quantize back to themselves in any mode.
-        layer = Conv1DTransposeQ(
-            config, weight_fmt.dequantize(kernel_codes),
-            bias_fmt.dequantize(bias_codes) if bias_fmt else None,
-            input_format=fmts["input"], weight_format=weight_fmt, bias_format=bias_fmt,
-            output_format=fmts["output"])
-        assert np.array_equal(layer.kernel_codes, kernel_codes)
-        return cls(folder, manifest, layer)
+        with np.errstate(all="ignore"):
+            layer = Conv1DTransposeQ(
+                config, weight_fmt.dequantize(kernel_codes),
+                bias_fmt.dequantize(bias_codes) if bias_fmt else None,
+                input_format=fmts["input"], weight_format=weight_fmt, bias_format=bias_fmt,
+                output_format=fmts["output"])
+        if not np.array_equal(layer.kernel_codes, kernel_codes):
+            raise FolderError(f"{weights_path}: kernel_codes do not survive the weight format {weight_fmt}")
+        return cls(files.folder, files.manifest, layer, files)
 
     @property
     def top(self) -> str:
-        return self.manifest["top"]
+        return self.files.top
 
     @property
     def verilog(self) -> list[Path]:
-        return [self.folder / v for v in self.manifest["verilog"]]
+        """The Verilog files, checked to stay inside the folder and to hold no host-reaching constructs."""
+        return self.files.verilog
 
     @property
     def waivers(self) -> Path | None:
-        name = self.manifest.get("verilator_waivers")
-        return self.folder / name if name else None
+        return self.files.waivers
+
+    @property
+    def pe_count(self) -> int:
+        return self.files.parsed["pe_count"]
+
+    @property
+    def cycles_per_step(self) -> int | None:
+        return self.files.parsed["cycles_per_step"]
 
     def pack_inputs(self, codes: np.ndarray) -> list[int]:
         """One frame of input codes ``(L, in_channels)`` to ``s_axis_tdata`` words."""
@@ -110,10 +136,9 @@ class GeneratedDesign:
         return self.layer.forward_int(codes)
 
     def frame_cycles(self, length: int) -> int | None:
-        """Cycles per frame of ``length`` steps by the manifest's formula (None if it has none)."""
-        expr = self.manifest.get("performance", {}).get("cycles_per_frame_python")
-        if not expr:
-            return None
-        # The manifest's own arithmetic in L, evaluated without builtins.
-        return int(eval(expr, {"__builtins__": {}}, {"L": int(length)}))
+        """Cycles per frame of ``length`` steps by the manifest's formula (None if it has none).
 
+        The formula is data (:class:`tconv.hw.manifest.CycleFormula`): plain integer arithmetic.
+        """
+        formula = self.files.cycle_formula
+        return None if formula is None else formula.cycles(length)

@@ -1,7 +1,8 @@
 """Run a generated design on Icarus or Verilator through cocotb's Python runner.
 
-:func:`simulate` builds the Verilog once per design and simulator (kept under
-``<design>/sim_build/<simulator>``), writes the input frames, runs
+:func:`simulate` builds the Verilog once per design content and simulator (in
+the per-user cache of :mod:`tconv.sim.build_cache`, never inside the design
+folder), writes the input frames, runs
 ``tconv.sim.tb_layer`` and returns what it measured.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import build_cache
 from .design import GeneratedDesign
 from .tools import check_simulator, simulator_env
 
@@ -138,18 +140,21 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         raise ValueError(f"inputs have shape {inputs.shape}, expected (sum of frame lengths, in_channels) = "
                          f"({sum(lengths)}, {design.layer.config.in_channels})")
 
-    build_dir = design.folder / "sim_build" / (simulator + ("_waves" if waves else ""))
-    sources = [*design.verilog]
+    sources = [*design.verilog]  # each checked: inside the folder, no host-reaching system tasks
     if simulator == "verilator" and design.waivers is not None:
         # The runner takes the last source as the top's language: waivers go first.
         sources.insert(0, design.waivers)
+    # Never inside the design folder, which may come with a planted build (sim/build_cache.py).
+    build_dir = build_cache.build_dir(simulator, sources, waves=waves)
     runner = get_runner(simulator)
     log = build_dir / "sim.log"
-    build_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with _quiet(not verbose), _build_env(simulator):
-            runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir,
-                         timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+        with build_cache.build_lock(build_dir), _quiet(not verbose), _build_env(simulator):
+            if not build_cache.is_built(build_dir):  # the key is the content: a build never goes stale
+                build_dir.mkdir(parents=True, exist_ok=True)
+                runner.build(sources=sources, hdl_toplevel=design.top, build_dir=build_dir,
+                             timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+                build_cache.mark_built(build_dir)
     except RuntimeError:
         raise RuntimeError(f"{simulator} could not build {design.top}: "
                            f"{_build_errors(build_dir / 'build.log')}") from None
@@ -165,7 +170,8 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         xml = tmp / "results.xml"
         try:
             with _quiet(not verbose):
-                runner.test(test_module=test_module, hdl_toplevel=design.top, build_dir=build_dir,
+                runner.test(test_module=test_module, hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+                            build_dir=build_dir,
                             test_dir=tmp, extra_env=env, waves=waves, log_file=log,
                             timescale=("1ns", "1ps"), results_xml=str(xml))
         except SystemExit:
@@ -194,7 +200,7 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         formula_cycles=[design.frame_cycles(n) if (i == 0 or isolate_frames) else None
                         for i, n in enumerate(lengths)], total_cycles=res["total_cycles"],
         useful_macs=sum(useful_macs(layer, n) for n in lengths),
-        pe_count=design.manifest.get("array", {}).get("pe_count"), log=log, waves=wave_file,
+        pe_count=design.pe_count, log=log, waves=wave_file,
         extra={"first_frame_macs": useful_macs(layer, lengths[0]), **extra})
 
 

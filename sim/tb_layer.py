@@ -135,7 +135,7 @@ async def layer_matches_model(dut):
             await source.send(AxiStreamFrame(tdata=design.pack_inputs(frame)))
 
     # Generous timeout: the formula's cycles (or a crude bound) times the stall factor.
-    per_step = design.manifest.get("array", {}).get("cycles_per_step", 1)
+    per_step = design.cycles_per_step or 1
     bound = sum(design.frame_cycles(n) or (n * per_step + 200) for n in lengths)
     timeout_ns = (bound * 20 + 5000) * CLOCK_NS
     mismatches, received = [], 0

@@ -261,7 +261,9 @@ def test_data_fuzz(base, work, shape, dtype, poison):
 MANIFEST_PATHS = [("top",), ("verilog",), ("layer",), ("formats",), ("interface",), ("array",), ("performance",),
                   ("weights",), ("test_vectors",), ("layer", "filters"), ("layer", "strides"), ("layer", "padding"),
                   ("formats", "input"), ("formats", "weight"), ("formats", "output"),
-                  ("performance", "cycles_per_frame_python"), ("array", "cycles_per_step"),
+                  ("performance", "cycles_per_frame"), ("performance", "cycles_per_frame", "per_step"),
+                  ("performance", "cycles_per_frame", "short_frames"), ("array", "cycles_per_step"),
+                  ("verilator_waivers",), ("files",), ("array", "multiplier_cell", "ecp5_verilog"),
                   ("interface", "s_axis_tdata_width")]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import zipfile
 
@@ -42,52 +41,13 @@ MAX_STEPS = 10_000_000
 
 
 def _load_design(folder):
-    """The design folder, every way it can be broken turned into one ValueError naming it."""
-    from pathlib import Path
-
+    """The design folder, checked as data (tconv.hw.folder): every way it can be broken is one
+    ValueError naming the file and the key."""
     from tconv.sim.design import GeneratedDesign
 
-    # The two files every later step reads, checked first so that the message names the file.
-    manifest_path = Path(folder) / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (ValueError, RecursionError) as err:
-            raise ValueError(f"{manifest_path}: not valid JSON ({err or type(err).__name__})") from None
-        if not isinstance(manifest, dict):
-            raise ValueError(f"{manifest_path}: not a tconv manifest (a JSON object expected)")
-        weights = manifest.get("weights", "weights.npz")
-        weights_path = Path(folder) / weights if isinstance(weights, str) else None
-        if weights_path is not None and weights_path.is_file():
-            try:
-                with np.load(weights_path, allow_pickle=False) as npz:
-                    {k: npz[k] for k in npz.files}
-            except Exception as err:  # random bytes, a bare .npy, damaged members
-                raise ValueError(f"{weights_path}: not a readable .npz file ({type(err).__name__}: {err})") \
-                    from None
-    try:
-        with np.errstate(all="ignore"):
-            design = GeneratedDesign.load(folder)
-        verilog = design.verilog
-        if not isinstance(design.top, str):
-            raise TypeError(f"'top' is {design.top!r}, not a module name")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{folder}: manifest.json is not valid JSON ({err})") from None
-    except ValueError as err:
-        raise ValueError(str(err) if str(err).startswith(str(folder)) else f"{folder}: {err}") from None
-    except AssertionError:  # GeneratedDesign.load's round trip of the baked-in codes
-        raise ValueError(f"{folder}: the weight codes in its weights file are not codes of the manifest's "
-                         f"weight format (out of range or not integers)") from None
-    except (KeyError, TypeError, AttributeError, IndexError, EOFError, OSError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{folder}: not a valid tconv design folder ({type(err).__name__}: {err})") from None
-    for path in verilog:
-        if not path.is_file():
-            raise ValueError(f"{folder}: {path.name}, named in manifest.json, is missing")
-    try:
-        design.frame_cycles(1)
-    except Exception as err:  # the manifest's expression is evaluated: refuse it before simulating
-        raise ValueError(f"{folder}: manifest.json performance.cycles_per_frame_python is not an expression "
-                         f"in L ({type(err).__name__}: {err})") from None
+    design = GeneratedDesign.load(folder)
+    design.verilog  # noqa: B018 (checks every Verilog file now, before anything is built)
+    design.waivers  # noqa: B018
     return design
 
 
@@ -95,7 +55,7 @@ def _sim_inputs(args, design):
     """Frames to simulate: --input X.npy, else --frames/--length random, else the shipped vectors."""
     if args.input:
         try:
-            x = np.load(args.input, allow_pickle=False)
+            x = np.load(args.input, allow_pickle=False, mmap_mode="r")  # the shape is checked before reading
         except FileNotFoundError:
             raise ValueError(f"{args.input}: no such file") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
@@ -109,6 +69,9 @@ def _sim_inputs(args, design):
         if x.ndim == 2:
             x = x[None]
         layer = design.layer
+        if x.size > MAX_STEPS * layer.config.in_channels or (x.ndim == 3 and x.shape[0] * x.shape[1] > MAX_STEPS):
+            raise ValueError(f"{args.input}: {x.shape} holds more than {MAX_STEPS} input steps; at most "
+                             f"{MAX_STEPS} per run (split it into several runs)")
         if x.ndim != 3:
             raise ValueError(f"{args.input}: expected (frames, length, in_channels), got shape {x.shape}")
         if layer.config.data_format == "channels_first":
@@ -120,12 +83,15 @@ def _sim_inputs(args, design):
         codes = x.astype(np.int64) if x.dtype.kind in "iu" else layer.input_format.quantize(x, name=args.input)
         return codes.reshape(-1, codes.shape[2]), [codes.shape[1]] * codes.shape[0]
     if args.frames is None and args.length is None:
-        name = design.manifest.get("test_vectors", "test_vectors.npz")
-        if not isinstance(name, str):
-            raise ValueError(f"{design.folder / 'manifest.json'}: 'test_vectors' must be a file name, got {name!r}")
-        vec = design.folder / name
-        if vec.is_file():
+        vec = design.files.test_vectors
+        if vec is not None:
             try:
+                with zipfile.ZipFile(vec) as zf:  # the size is checked before anything is decompressed
+                    size = zf.getinfo("inputs.npy").file_size
+                limit = MAX_STEPS * design.layer.config.in_channels * 8 + 4096
+                if size > limit:
+                    raise ValueError(f"inputs.npy unpacks to {size} bytes, more than {MAX_STEPS} steps "
+                                     f"({limit} bytes)")
                 with np.load(vec, allow_pickle=False) as v:
                     return v["inputs"], [int(n) for n in v["lengths"]]
             except Exception as err:  # random bytes, missing arrays, damaged members

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
 from pathlib import Path
+
+from tconv.hw.files import write_atomic
 
 
 def register(sub) -> None:
@@ -35,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from ..synth import ToolMissing, synthesize
 
     log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    if not math.isfinite(args.freq) or not 1 <= args.freq <= 2000:
+        raise ValueError(f"--freq must be a target clock in MHz from 1 to 2000, got {args.freq}")
+    if args.json:
+        _check_writable(Path(args.json))  # before minutes of place-and-route, not after
     try:
         results = synthesize(args.design, device=args.device, speeds=tuple(args.speed or (6, 8)),
                              seed=args.seed, target_mhz=args.freq, log=log)
@@ -45,5 +53,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.device:<10} {r.speed:>5} {r.pe_count or '-':>4} {r.fmax_mhz:>9.1f} {r.lut4:>7} {r.ff:>7} "
               f"{r.mult18:>7} {r.ebr:>5}")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        write_atomic(Path(args.json), json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """--json FILE: refuse a path that cannot be written, naming why."""
+    if path.is_dir():
+        raise ValueError(f"--json {path}: is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--json {path}: the folder {parent} does not exist")
+    try:  # a real write (permission bits say nothing to root, nor about read-only mounts)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".tmp"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--json {path}: cannot write there ({err.strerror or err})") from None
