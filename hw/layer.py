@@ -2,7 +2,7 @@
 
 `Conv1DTransposeCore` has stream interfaces (`amaranth.lib.stream`);
 `Conv1DTransposeTop` is the thin component with the flat AXI4-Stream ports of
-design.md that the Verilog is generated from. docs/architecture.md describes
+docs/contract.md that the Verilog is generated from. docs/architecture.md describes
 the dataflow; `tconv.hw.schedule` holds every number the structure uses.
 """
 
@@ -566,7 +566,7 @@ class Conv1DTransposeCore(wiring.Component):
 
 
 class Conv1DTransposeTop(wiring.Component):
-    """The generated module: exactly design.md's ports (plus ``clk``/``rst`` of the sync domain).
+    """The generated module: exactly docs/contract.md's ports (plus ``clk``/``rst`` of the sync domain).
 
     Members
     -------

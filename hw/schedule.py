@@ -455,7 +455,7 @@ class Schedule:
         return length * self.kernel_size * self.filters * self.in_channels
 
     def utilization(self, length: int) -> float:
-        """MAC utilization of one isolated frame (design.md's definition)."""
+        """MAC utilization of one isolated frame (docs/contract.md's definition)."""
         return self.useful_macs(length) / (self.pe_count * self.frame_cycles(length))
 
     def summary(self) -> dict:

@@ -380,7 +380,7 @@ def test_glu_needs_an_even_last_axis():
 
 
 def test_formula_by_hand():
-    # design.md: y[o] = b + sum of x[i] * W[k] over i*s + k*d - crop_left == o.
+    # docs/contract.md: y[o] = b + sum of x[i] * W[k] over i*s + k*d - crop_left == o.
     x = np.array([[[1.0], [10.0]]])
     kernel = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)
     y = conv1d_transpose(x, kernel, np.array([0.5]), strides=2)[0, :, 0]

@@ -119,7 +119,7 @@ def _require_verilator():
 
 
 def test_benchmark_table_is_the_bench_one():
-    """The layers linted above are the ones `tconv bench` generates (design.md's table)."""
+    """The layers linted above are the ones `tconv bench` generates (docs/contract.md's table)."""
     from tconv.flow.bench import BENCH_LAYERS
 
     assert {name: (b["L"], b["in_channels"], b["filters"], b["kernel_size"], b["strides"], b["dilation_rate"],

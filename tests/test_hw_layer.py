@@ -217,7 +217,7 @@ def test_measured_cycles_match_formula(kwargs):
 
 
 def test_benchmark_odd_stride_utilization_in_rtl():
-    """design.md's odd-stride layer on the default 64-PE array, measured in simulation."""
+    """docs/contract.md's odd-stride layer on the default 64-PE array, measured in simulation."""
     q = make_layer(2, filters=8, kernel_size=5, strides=3, padding="same", in_channels=8,
                    activation="relu", input_format="fixed<8,3,RND,SAT>",
                    weight_format="fixed<8,1,RND,SAT>", bias_format="fixed<16,6>",

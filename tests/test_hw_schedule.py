@@ -9,7 +9,7 @@ import pytest
 from tconv.hw.schedule import Schedule, next_pow2
 from tconv.model import LayerConfig
 
-# design.md's benchmark layers: (L, in_channels, filters, kernel, strides, dilation, padding)
+# docs/contract.md's benchmark layers: (L, in_channels, filters, kernel, strides, dilation, padding)
 BENCHMARKS = {
     "keras-doc": (10, 128, 32, 3, 2, 1, "valid"),
     "vocoder-up": (256, 64, 32, 16, 8, 1, "same"),

@@ -1,4 +1,4 @@
-"""Conv1DTransposeQ: the integer datapath against a naive loop over design.md's definition."""
+"""Conv1DTransposeQ: the integer datapath against a naive loop over docs/contract.md's definition."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def naive_accumulator(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
 
 
 def naive_forward_int(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
-    """design.md's datapath on exact rationals: activation, then the output format's rounding."""
+    """docs/contract.md's datapath on exact rationals: activation, then the output format's rounding."""
     c = q.config
     fa = q.input_format.frac + q.weight_format.frac
     acc = naive_accumulator(q, x)

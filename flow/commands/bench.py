@@ -13,7 +13,7 @@ def register(sub) -> None:
     from ..bench import SECTIONS
 
     p = sub.add_parser(
-        "bench", help="the performance table of design.md (utilization, Fmax, model and sim speed)",
+        "bench", help="the performance table of docs/contract.md (utilization, Fmax, model and sim speed)",
         description="Generate the benchmark layers, measure MAC utilization in RTL simulation, run "
                     "synthesis and place-and-route, and time the model and the simulators, all in one "
                     "run. Takes several minutes (place-and-route of 128 PEs is the longest part).")
