@@ -12,6 +12,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from . import signals
 from .commands import COMMANDS
 
 __all__ = ["main", "build_parser"]
@@ -42,19 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name} must be at least 1")
-    try:
-        return args.func(args)
-    except BrokenPipeError:
-        # The reader went away (`tconv simulate OUT | head -1`): stop quietly, as a
-        # shell tool ended by SIGPIPE would, and keep Python from complaining at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + 13
-    except (ValueError, OSError) as err:
-        print(f"tconv: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tconv: interrupted", file=sys.stderr)
-        return 130
+    # SIGINT, SIGTERM and SIGHUP end the children, remove temporary files and exit
+    # 130, 143, 129 (see tconv.flow.signals); the outer try also catches one that
+    # arrives while an error is being reported.
+    with signals.handle_signals():
+        try:
+            try:
+                return args.func(args)
+            except BrokenPipeError:
+                # The reader went away (`tconv simulate OUT | head -1`): stop quietly, as a
+                # shell tool ended by SIGPIPE would, and keep Python from complaining at exit.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 128 + 13
+            except (ValueError, OSError) as err:
+                print(f"tconv: error: {err}", file=sys.stderr)
+                return 2
+        except KeyboardInterrupt as err:  # Ctrl-C, or signals.Terminated
+            return signals.stopped(err)
 
 
 if __name__ == "__main__":
