@@ -37,29 +37,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("batch", "length", "frames"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            parser.error(f"--{name} must be at least 1")
-    # SIGINT, SIGTERM and SIGHUP end the children, remove temporary files and exit
-    # 130, 143, 129 (see tconv.flow.signals); the outer try also catches one that
-    # arrives while an error is being reported.
+    # From the first line on, SIGINT, SIGTERM and SIGHUP end the children, remove
+    # temporary files and exit 130, 143, 129 (see tconv.flow.signals).
     with signals.handle_signals():
         try:
-            try:
-                return args.func(args)
-            except BrokenPipeError:
-                # The reader went away (`tconv simulate OUT | head -1`): stop quietly, as a
-                # shell tool ended by SIGPIPE would, and keep Python from complaining at exit.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return 128 + 13
-            except (ValueError, OSError) as err:
-                print(f"tconv: error: {err}", file=sys.stderr)
-                return 2
+            return _main(argv)
         except KeyboardInterrupt as err:  # Ctrl-C, or signals.Terminated
             return signals.stopped(err)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Counts and seeds of the subcommands that have them, refused in one line like any bad input.
+    for name, low, what in (("batch", 1, "at least 1"), ("length", 1, "at least 1"),
+                            ("frames", 1, "at least 1"), ("seed", 0, "an integer from 0 (numpy's seeds are >= 0)")):
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            print(f"tconv: error: --{name} must be {what}, got {value}", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`tconv simulate OUT | head -1`): stop quietly, as a
+        # shell tool ended by SIGPIPE would, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+    except (ValueError, OSError) as err:
+        print(f"tconv: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Orderly termination of a ``tconv`` command on SIGINT, SIGTERM and SIGHUP.
 
-Inside :func:`handle_signals` each of the three signals, delivered to the main
-thread, first ends every process tconv started (the whole tree: cocotb's runner
+Inside :func:`handle_signals` each of the three signals (in the main thread,
+where Python runs its handlers; one that another thread took is handed on, see
+:class:`_Forwarder`) first ends every process tconv started (the whole tree: cocotb's runner
 starts ``make``, which starts the compiler, and the simulator ``vvp`` or the
 Verilator binary), then raises :class:`Terminated`, a ``KeyboardInterrupt``
 carrying the signal number. So ``with`` blocks and ``finally`` clauses run as
@@ -15,6 +16,9 @@ Once a signal has arrived, further ones are ignored until the command returns:
 the clean-up it started is not interrupted, and leaves no traceback.
 
 Descendants are found through ``/proc`` (Linux); elsewhere there is none to end.
+A signal that comes before :func:`handle_signals` (while Python starts and
+imports tconv) has its default effect: SIGTERM and SIGHUP end the process, which
+has started nothing yet; SIGINT raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
@@ -75,6 +79,75 @@ def _ignore_further() -> None:
                 signal.signal(signum, _ignore)
 
 
+class _Forwarder:
+    """Hands every signal on to the main thread.
+
+    The kernel gives a process's signal to any thread that does not block it, and
+    numpy's BLAS threads do not: one of them may take it while the main thread
+    waits for a child (``subprocess.run`` in cocotb's runner). Python's C handler
+    then only takes note, and the main thread goes on waiting, for the whole
+    simulation. The note includes a byte on the wakeup fd (whichever thread ran
+    the handler): this thread reads it and sends the signal to the main thread
+    itself (``pthread_kill``), which interrupts the wait.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = False
+        self._thread = None
+        self._fds = None
+        self._previous_fd = -1
+
+    def start(self) -> None:
+        if not hasattr(signal, "pthread_kill"):
+            return
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        try:
+            self._previous_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            os.close(r)
+            os.close(w)
+            return
+        self._fds, self._active = (r, w), True
+        self._thread = threading.Thread(target=self._run, args=(r, threading.main_thread().ident),
+                                        name="tconv-signals", daemon=True)
+        self._thread.start()
+
+    def _run(self, fd: int, main_ident: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # never this thread's to take
+        while True:
+            try:
+                data = os.read(fd, 512)
+            except OSError:
+                return
+            if not data:
+                return
+            ours = [n for n in data if n in SIGNALS]
+            with self._lock:
+                if not ours or not self._active or _stopping:
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    signal.pthread_kill(main_ident, ours[0])
+            # The forwarded signal writes its own byte: give the main thread time to
+            # act on it rather than sending it again at once.
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._fds is None:
+            return
+        with self._lock:
+            self._active = False
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(self._previous_fd)
+        r, w = self._fds
+        os.close(w)  # the thread reads the end of the pipe and returns
+        self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            os.close(r)
+        self._fds = None
+
+
 @contextlib.contextmanager
 def handle_signals():
     """Turn SIGINT, SIGTERM and SIGHUP into :class:`Terminated` while the block runs.
@@ -89,6 +162,7 @@ def handle_signals():
         return
     _stopping = False
     previous = {}
+    forwarder = _Forwarder()
     try:
         for signum in SIGNALS:
             current = signal.getsignal(signum)
@@ -96,8 +170,10 @@ def handle_signals():
                 continue
             previous[signum] = signal.SIG_DFL if current is None else current
             signal.signal(signum, _on_signal)
+        forwarder.start()
         yield
     finally:
+        forwarder.stop()
         for signum, handler in previous.items():
             with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(signum, handler)
