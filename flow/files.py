@@ -51,7 +51,8 @@ def _read_json(path: Path) -> object:
 
 
 def load_config(path: str | os.PathLike) -> Design:
-    """Parse CONFIG.json (design.md, "Command line")."""
+    """Parse CONFIG.json (design.md, "Command line"); the layer must be within tconv's
+    size limits (`LayerConfig.check_limits`)."""
     path = Path(path)
     data = _read_json(path)
     if not isinstance(data, dict):
@@ -71,6 +72,10 @@ def load_config(path: str | os.PathLike) -> Design:
         raise ValueError(f"{path}: layer: {err}") from None
     if layer.in_channels is None:
         raise ValueError(f"{path}: layer: 'in_channels' is required (a positive integer)")
+    try:
+        layer.check_limits()
+    except ValueError as err:
+        raise ValueError(f"{path}: layer: {err}") from None
 
     fmts = data["formats"]
     unknown = set(fmts) - set(_FORMAT_KEYS)
@@ -92,8 +97,28 @@ def load_config(path: str | os.PathLike) -> Design:
     return Design(layer, formats, dict(array))
 
 
+#: What each kind of file starts with: a zip archive (.npz) or numpy's .npy magic.
+_SIGNATURES = {".npz": (b"PK\x03\x04", b"PK\x05\x06"), ".npy": (b"\x93NUMPY",)}
+_NAMES = {".npz": "an .npz archive (a zip file, as numpy.savez writes)", ".npy": "an .npy file (numpy.save)"}
+
+
 def _np_load(path: Path, kind: str):
-    """``np.load`` without pickles; every way it can fail becomes a ValueError naming the file."""
+    """``np.load`` of an ``.npz`` or ``.npy`` file, without pickles.
+
+    Either kind is accepted (the callers say which they need), anything else is
+    refused by its first bytes, so a text file is "not an .npz archive" rather than
+    numpy's "pickled (object) data". Every way loading can fail becomes a
+    ValueError naming the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror or err})") from None
+    if not head.startswith(_SIGNATURES[".npz"] + _SIGNATURES[".npy"]):
+        raise ValueError(f"{path}: not a readable {kind} file: not {_NAMES[kind]} (it starts with {head!r})")
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:

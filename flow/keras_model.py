@@ -13,15 +13,16 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tconv.model.calibrate import STAGES
-from tconv.model.keras_import import KerasImport, find_layer, import_keras, layer_inputs
+from tconv.model.keras_import import KerasImport, find_layer, import_keras, layer_config, layer_inputs
 
-from .files import Design
+from .files import Design, _np_load
 
 __all__ = ["KerasDesign", "add_keras_arguments", "check_form", "keras_design", "keras_module",
            "load_keras_model", "load_model_inputs", "note_default_data", "parse_formats"]
@@ -52,6 +53,7 @@ def load_keras_model(path):
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a Keras 3 model file ending in .keras "
                          f"(saved with model.save('model.keras'))")
+    _check_keras_archive(path)
     keras = keras_module()
     try:
         return keras.saving.load_model(path, compile=False)
@@ -59,15 +61,30 @@ def load_keras_model(path):
         raise ValueError(f"{path}: cannot load the Keras model: {_first_line(err)}") from None
 
 
+def _check_keras_archive(path: Path) -> None:
+    """Refuse a file that is not a Keras 3 archive (a zip holding config.json) before Keras
+    reads it: Keras says "File not found" for a truncated or foreign file."""
+    why = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                why = "a zip archive without the config.json every Keras 3 model archive holds"
+    except zipfile.BadZipFile:
+        why = "not a zip archive, or a truncated one"
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror or err})") from None
+    if why:
+        raise ValueError(f"{path}: not a readable .keras archive ({why}); save the model with "
+                         f"model.save('model.keras')")
+
+
 def load_model_inputs(path) -> np.ndarray:
     """The model's inputs from an ``.npy`` (a batch, first axis the examples)."""
     path = Path(path)
-    try:
-        x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npy file ({_first_line(err)})") from None
+    x = _np_load(path, ".npy")
+    if isinstance(x, np.lib.npyio.NpzFile):
+        x.close()
+        raise ValueError(f"{path}: an .npz archive; the model's inputs must be a single array (.npy)")
     if x.dtype.kind not in "biuf":
         raise ValueError(f"{path}: data must hold numbers, got dtype {x.dtype}")
     if x.ndim < 1 or x.shape[0] < 1:
@@ -215,6 +232,9 @@ def keras_design(model_path, layer_name: str | None = None, *, data_path=None, w
     x = None
     if data_path is not None:
         x = _batched(model, load_model_inputs(data_path))
+    else:  # the default calibration batch, refused by its options' names before it is made
+        layer_config(find_layer(model, layer_name)[1]).check_data_limits(
+            batch, length, what=f"--batch {batch} x --length {length}")
     imported = import_keras(model, name=layer_name, data=x, formats=formats, width=width,
                             data_name=str(data_path) if data_path else None, batch=batch, length=length, seed=seed)
     q = imported.layer

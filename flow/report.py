@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from tconv.model import Conv1DTransposeQ, ErrorReport, analyze, conv1d_transpose, error_bound, sweep
+from tconv.model.analysis import check_sweep, json_number, rms, sqnr_db
 
 from .files import current_umask, write_atomic
 
-__all__ = ["Report", "build_report", "render_plots", "write_report", "PLOTS"]
+__all__ = ["Report", "build_report", "overflow_warning", "quantization_warning", "render_plots", "write_report",
+           "PLOTS"]
 
 #: The PNG files a report folder holds (the sweep plot only when a sweep ran).
 PLOTS = ("sqnr_vs_bits.png", "error_histogram.png", "trace.png")
@@ -32,20 +34,36 @@ _EFFECT = {"WRAP": "wrapped", "SAT": "saturated", "SAT_SYM": "saturated", "SAT_Z
 _MAX_FILTER_ROWS = 16
 
 
-def _num(v: float):
-    """JSON has no infinity or NaN: they become strings."""
-    v = float(v)
-    if math.isfinite(v):
-        return v
-    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+_num = json_number  # JSON has no infinity or NaN: "inf", "-inf" and "nan", as the text prints them
 
 
-def _sqnr(signal: float, noise: float) -> float:
-    if noise == 0:
-        return math.inf
-    if signal == 0:
-        return -math.inf
-    return 10 * math.log10(signal / noise)
+def overflow_warning(stages: dict) -> str | None:
+    """One line saying which quantized values overflowed their formats, or None if none did.
+
+    ``stages`` maps what was quantized (``"weight"``, ``"bias"``, ``"calibration
+    input"``, ...) to ``{"overflows": n, "values": m, "format": FixedFormat}``
+    (:meth:`Conv1DTransposeQ.quantization_overflows` gives the weights' and bias');
+    e.g. ``quantizing saturated 33 of 48 weight values (fixed<8,1,RND,SAT>) and
+    wrapped 2 of 4 bias values (fixed<12,4>)``.
+    """
+    parts = [f"{_EFFECT[s['format'].overflow]} {s['overflows']} of {s['values']} {name} values ({s['format']})"
+             for name, s in stages.items() if s["overflows"]]
+    if not parts:
+        return None
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"quantizing {listed}"
+
+
+def quantization_warning(layer: Conv1DTransposeQ, calibration=None) -> str | None:
+    """:func:`overflow_warning` for ``layer``'s weights and bias and, with its
+    ``calibration``, the calibration inputs and outputs in formats that were given
+    (calibrated formats never overflow on the calibration data)."""
+    stages = layer.quantization_overflows()
+    if calibration is not None:
+        for name in ("input", "output"):
+            st = calibration.stages[name]
+            stages[f"calibration {name}"] = {"overflows": st.overflows, "values": st.count, "format": st.format}
+    return overflow_warning(stages)
 
 
 @dataclass
@@ -95,7 +113,8 @@ class Report:
         return f
 
     def to_dict(self) -> dict:
-        """The ``report.json`` object (infinite SQNR is the string ``"inf"``)."""
+        """The ``report.json`` object; infinities and NaN are the strings ``"inf"``, ``"-inf"``
+        and ``"nan"``, as :meth:`text` prints them."""
         d = self.error.to_dict()
         d["output_lsb"] = self.layer.output_format.lsb
         d["formats"] = self.formats()
@@ -103,7 +122,8 @@ class Report:
                            for row in self.per_filter]
         d["saturation"] = self.saturation
         if self.sweep is not None:
-            d["sweep"] = [{**r, "sqnr_db": _num(r["sqnr_db"])} for r in self.sweep]
+            d["sweep"] = [{**r, **{k: _num(r[k]) for k in ("sqnr_db", "max_abs_error", "bound")}}
+                          for r in self.sweep]
         if self.calibration is not None:
             d["calibration"] = self.calibration.to_dict()
         if self.source:
@@ -160,12 +180,27 @@ def build_report(layer: Conv1DTransposeQ, x, *, sweep_widths=None, vary=("weight
         Included in the report when given.
     source : dict, optional
         Provenance for the JSON (model file, layer name, data file).
+
+    Raises
+    ------
+    ValueError
+        For bad input (:meth:`LayerConfig.check_float_input`: wrong shape, no
+        data, too much, NaN/inf) or a sweep that cannot run
+        (:func:`tconv.model.analysis.check_sweep`), before anything is computed.
     """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2:
-        x = x[None]
-    cfg = layer.config
+    x = layer.config.check_float_input(x, "analysis input")
+    if sweep_widths is not None:  # a sweep that cannot run is refused before anything else runs
+        sweep_widths, vary = check_sweep(layer, sweep_widths, vary)
     error = analyze(layer, x)
+    # Weights near float64's limit overflow the float reference: the numbers say so
+    # (inf, nan), numpy's warnings are not printed.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _build(layer, x, error, sweep_widths, vary, progress, calibration, source)
+
+
+def _build(layer, x, error, sweep_widths, vary, progress, calibration, source) -> Report:
+    """The rest of :func:`build_report`, on checked input."""
+    cfg = layer.config
     y_float = conv1d_transpose(x, layer.kernel, layer.bias if cfg.use_bias else None, strides=cfg.strides,
                                padding=cfg.padding, output_padding=cfg.output_padding,
                                dilation_rate=cfg.dilation_rate, data_format=cfg.data_format,
@@ -188,8 +223,8 @@ def build_report(layer: Conv1DTransposeQ, x, *, sweep_widths=None, vary=("weight
             "filter": f,
             "max_abs_error": float(np.abs(e).max()) if n else 0.0,
             "max_error_lsb": float(np.abs(e).max() / lsb) if n else 0.0,
-            "rmse": float(np.sqrt(np.mean(e ** 2))) if n else 0.0,
-            "sqnr_db": _sqnr(float(np.sum(ref[:, f] ** 2)), float(np.sum(e ** 2))),
+            "rmse": rms(e),
+            "sqnr_db": sqnr_db(ref[:, f], e),
         })
 
     def stage(fmt, values, overflows, mode=None):

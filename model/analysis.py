@@ -17,17 +17,19 @@ analysis over a range of widths for one format at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .fixedpoint import FixedFormat
+from .fixedpoint import MAX_WIDTH, FixedFormat
 from .float_model import conv1d_transpose
 from .geometry import scatter_taps
 from .quantized import LEAKY_SLOPE_FRAC, Conv1DTransposeQ
 
-__all__ = ["ErrorReport", "analyze", "error_bound", "random_input", "sweep"]
+__all__ = ["ErrorReport", "analyze", "check_sweep", "error_bound", "json_number", "random_input", "rms",
+           "sqnr_db", "sweep", "sweep_stages"]
 
 
 @dataclass
@@ -39,6 +41,13 @@ class ErrorReport:
     ``within_bound`` says whether every output whose requantization did not
     overflow stayed within its own bound, and ``bound_applies`` whether no input,
     weight or bias overflowed (the bound assumes none did).
+
+    ``sqnr_db`` is ``inf`` when the fixed-point output equals the float one,
+    ``-inf`` when the float output is all zero but the error is not, and ``nan``
+    when it is undefined because the float reference itself is not finite
+    (float64 overflowed, e.g. on weights near 1e300). ``str()`` prints these as
+    ``inf``, ``-inf`` and ``nan``; :meth:`to_dict` (JSON has neither) as the
+    strings ``"inf"``, ``"-inf"`` and ``"nan"``: the text and the JSON agree.
     """
 
     layer: str
@@ -56,8 +65,10 @@ class ErrorReport:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        # JSON has no infinity: an error-free run has SQNR "inf".
-        d["sqnr_db"] = d["sqnr_db"] if np.isfinite(d["sqnr_db"]) else "inf"
+        # JSON has no infinity or NaN: they become the strings str() prints.
+        for key in ("max_abs_error", "rmse", "sqnr_db", "max_error_lsb", "bound", "bound_lsb"):
+            d[key] = json_number(d[key])
+        d["per_filter_max_abs_error"] = [json_number(v) for v in d["per_filter_max_abs_error"]]
         return d
 
     def to_json(self) -> str:
@@ -79,9 +90,63 @@ class ErrorReport:
         return "\n".join([self.layer] + [f"  {k:<{width}}  {v}" for k, v in rows])
 
 
+def json_number(value: float) -> float | str:
+    """``value`` for JSON: finite floats as they are, infinities and NaN as ``"inf"``,
+    ``"-inf"`` and ``"nan"`` (what ``str()`` of the float prints)."""
+    value = float(value)
+    return value if np.isfinite(value) else str(value)
+
+
+def sqnr_db(reference, error) -> float:
+    """``10 log10(sum reference**2 / sum error**2)``, without overflow for huge values.
+
+    ``inf`` for no error, ``-inf`` for an all-zero reference with some error,
+    ``nan`` when either array holds infinity or NaN (undefined). Both sums are
+    taken on values scaled by their largest magnitude, so values up to float64's
+    limit give the true ratio instead of ``inf / inf``.
+    """
+    ref, err = np.abs(np.asarray(reference, dtype=np.float64)), np.abs(np.asarray(error, dtype=np.float64))
+    if not (np.isfinite(ref).all() and np.isfinite(err).all()):
+        return float("nan")
+    e_max = float(err.max()) if err.size else 0.0
+    if e_max == 0:
+        return float("inf")
+    r_max = float(ref.max())
+    if r_max == 0:
+        return float("-inf")
+    ratio = float(np.sum((ref / r_max) ** 2) / np.sum((err / e_max) ** 2))
+    return float(10 * np.log10(ratio) + 20 * (np.log10(r_max) - np.log10(e_max)))
+
+
+def rms(values) -> float:
+    """Root mean square, without overflow for values near float64's limit (0 for none)."""
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    if not a.size:
+        return 0.0
+    top = float(a.max())
+    if top == 0 or not np.isfinite(top):
+        return top
+    return top * float(np.sqrt(np.mean((a / top) ** 2)))
+
+
+def _check_layer(layer) -> None:
+    if not isinstance(layer, Conv1DTransposeQ):
+        raise TypeError(f"expected the fixed-point layer, a tconv.model.Conv1DTransposeQ, got "
+                        f"{type(layer).__name__} {layer!r:.60}")
+
+
 def random_input(layer: Conv1DTransposeQ, *, batch: int = 4, length: int = 32, seed: int = 0,
                  fill: float = 0.9) -> np.ndarray:
-    """Uniform random float input covering ``fill`` of the input format's range."""
+    """Uniform random float input covering ``fill`` of the input format's range.
+
+    Raises ``ValueError`` for a ``batch`` or ``length`` below 1, or beyond the data
+    size limits (:meth:`LayerConfig.check_data_limits`).
+    """
+    _check_layer(layer)
+    for name, value in (("batch", batch), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"random input: {name} must be an integer >= 1, got {value!r}")
+    layer.config.check_data_limits(batch, length, what=f"random input of {batch} x {length} steps")
     rng = np.random.default_rng(seed)
     fmt = layer.input_format
     shape = (batch, length, layer.config.in_channels)
@@ -134,13 +199,28 @@ def analyze(layer: Conv1DTransposeQ, x=None, *, batch: int = 4, length: int = 32
     """Compare the fixed-point layer with the float layer on ``x`` (random if omitted).
 
     ``x`` is float input in the layer's data_format, ``(batch, length, channels)``
-    for channels_last.
+    for channels_last, or one sequence without the batch axis.
+
+    Raises
+    ------
+    TypeError
+        If ``layer`` is not a :class:`Conv1DTransposeQ`.
+    ValueError
+        For input of the wrong shape, without data (no sequence or no step), beyond
+        the data size limits, or holding NaN/inf.
     """
+    _check_layer(layer)
     if x is None:
         x = random_input(layer, batch=batch, length=length, seed=seed)
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 2:
-        x = x[None]
+    x = layer.config.check_float_input(x, "analysis input")
+    # Huge weights may overflow float64 in the reference; the report then says so
+    # (nan SQNR, inf errors) instead of numpy warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _analyze(layer, x)
+
+
+def _analyze(layer: Conv1DTransposeQ, x: np.ndarray) -> ErrorReport:
+    """:func:`analyze` on checked, batched input."""
     y_float, pre = _float_reference(layer, x)
     codes, in_over = layer.input_format.quantize_with_flags(x, name="input")
     st = layer.stages(codes)
@@ -152,15 +232,13 @@ def analyze(layer: Conv1DTransposeQ, x=None, *, batch: int = 4, length: int = 32
     ok = (abs_err <= bound) | st.output_overflow
     filt_axis = 1 if layer.config.data_format == "channels_first" else 2
     per_filter = np.moveaxis(abs_err, filt_axis, -1).reshape(-1, layer.config.filters)
-    noise = float(np.sum(err ** 2))
-    signal = float(np.sum(y_float ** 2))
     n = int(err.size)
     return ErrorReport(
         layer=repr(layer),
         n_outputs=n,
         max_abs_error=float(abs_err.max()) if n else 0.0,
-        rmse=float(np.sqrt(noise / n)) if n else 0.0,
-        sqnr_db=float(10 * np.log10(signal / noise)) if noise > 0 else float("inf"),
+        rmse=rms(err),
+        sqnr_db=sqnr_db(y_float, err),
         max_error_lsb=float(abs_err.max() / lsb) if n else 0.0,
         bound=float(bound.max()) if n else 0.0,
         bound_lsb=float(bound.max() / lsb) if n else 0.0,
@@ -188,6 +266,88 @@ def _bias_within(formats: dict) -> FixedFormat | None:
     return FixedFormat(max(width, 1), integer, bias.signed, bias.rounding, bias.overflow)
 
 
+def sweep_stages(layer: Conv1DTransposeQ, vary) -> tuple[str, ...]:
+    """``vary`` as a tuple of stage names, in order, each once.
+
+    ``vary`` is one stage name (a string) or an iterable of them; the stages are
+    ``input``, ``weight``, ``bias`` (only when the layer has a bias) and ``output``.
+
+    Raises
+    ------
+    ValueError
+        For no stage or an unknown one, listing the allowed stages.
+    """
+    _check_layer(layer)
+    allowed = [st for st in _STAGES if st != "bias" or layer.bias_format is not None]
+    hint = f"the stages a sweep can vary are {', '.join(allowed)}" + (
+        "" if "bias" in allowed else " (bias only with use_bias)")
+    names = (vary,) if isinstance(vary, str) else vary
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise ValueError(f"vary must be a stage name or a list of them, got {vary!r}; {hint}") from None
+    bad = [name for name in names if name not in allowed]
+    if bad or not names:
+        raise ValueError(f"cannot vary {', '.join(map(repr, bad)) or 'no stage'}: {hint}")
+    return tuple(dict.fromkeys(names))
+
+
+def _trial_formats(layer: Conv1DTransposeQ, stage: str, width: int) -> dict:
+    """The format keyword arguments of ``layer`` with ``stage``'s format ``width`` bits wide."""
+    base = {"input": layer.input_format, "weight": layer.weight_format,
+            "bias": layer.bias_format, "output": layer.output_format}
+    old = base[stage]
+    fmt = FixedFormat(width, old.integer, old.signed, old.rounding, old.overflow)
+    formats = {f"{k}_format": (fmt if k == stage else v) for k, v in base.items()}
+    formats["bias_format"] = _bias_within(formats)
+    return formats
+
+
+def check_sweep(layer: Conv1DTransposeQ, widths, vary) -> tuple[list[int], tuple[str, ...]]:
+    """Check a sweep before it runs; returns its ``(widths, stages)``.
+
+    Every width must be an integer from 1 to ``MAX_WIDTH`` and, for every varied
+    stage, give a layer the fixed-point model can compute (e.g. wide inputs can
+    need an accumulator wider than ``MAX_WIDTH``). The check builds each trial
+    layer on a one-filter stand-in with zero weights, which has the same
+    accumulator, so it costs little. Widths are kept in order, each once.
+
+    Raises
+    ------
+    ValueError
+        Naming the stage and the width that cannot be swept, why, and the widest
+        width that can; or listing the allowed stages (:func:`sweep_stages`).
+    """
+    stages = sweep_stages(layer, vary)
+    widths = list(widths) if not isinstance(widths, (int, np.integer)) else [widths]
+    bad = [w for w in widths if isinstance(w, bool) or not isinstance(w, (int, np.integer))
+           or not 1 <= w <= MAX_WIDTH]
+    if bad or not widths:
+        raise ValueError(f"sweep widths must be integers from 1 to {MAX_WIDTH} (the widest format the "
+                         f"fixed-point model supports), got {bad[0] if bad else 'none'!r}")
+    widths = [int(w) for w in dict.fromkeys(widths)]
+    cfg = dataclasses.replace(layer.config, filters=1)
+    kernel = np.zeros((cfg.kernel_size, 1, cfg.in_channels))
+    bias = np.zeros(1) if cfg.use_bias else None
+
+    def problem(stage: str, width: int) -> str | None:
+        try:
+            Conv1DTransposeQ(cfg, kernel, bias, **_trial_formats(layer, stage, width))
+        except ValueError as err:
+            return str(err)
+        return None
+
+    for stage in stages:
+        for width in widths:
+            why = problem(stage, width)
+            if why:
+                ok = [w for w in range(1, MAX_WIDTH + 1) if problem(stage, w) is None]
+                hint = (f"this layer can sweep {stage} widths from {ok[0]} to {ok[-1]}" if ok
+                        else f"no width of {stage} works with the other formats")
+                raise ValueError(f"cannot sweep {stage} to {width} bits: {why}; {hint}")
+    return widths, stages
+
+
 def sweep(layer: Conv1DTransposeQ, x=None, *, widths=range(4, 17), vary=("weight", "input", "output"),
           progress: bool = True, **random_kwargs) -> list[dict]:
     """SQNR and max error as one format's width changes, the others fixed.
@@ -195,29 +355,25 @@ def sweep(layer: Conv1DTransposeQ, x=None, *, widths=range(4, 17), vary=("weight
     Each varied format keeps its integer bits (so its range) and modes; only its
     precision changes; where that leaves the accumulator fewer fractional bits
     than the bias format has, the bias loses its finest bits too (reported as
-    ``bias_format``). Returns one row per (stage, width) with ``stage``,
-    ``width``, ``format``, ``sqnr_db``, ``max_abs_error``, ``bound`` and ``bias_format``.
+    ``bias_format``). ``vary`` is one stage name or several (:func:`sweep_stages`);
+    the whole sweep is checked before it runs (:func:`check_sweep`). Returns one row
+    per (stage, width) with ``stage``, ``width``, ``format``, ``sqnr_db``,
+    ``max_abs_error``, ``bound`` and ``bias_format``.
     """
     from tqdm.auto import tqdm
 
-    bad = [s for s in vary if s not in _STAGES or (s == "bias" and layer.bias_format is None)]
-    if bad:
-        raise ValueError(f"cannot vary {bad}; choose from {', '.join(_STAGES)} (bias only with use_bias)")
+    widths, stages = check_sweep(layer, widths, vary)
     if x is None:
         x = random_input(layer, **random_kwargs)
-    base = {"input": layer.input_format, "weight": layer.weight_format,
-            "bias": layer.bias_format, "output": layer.output_format}
-    jobs = [(s, w) for s in vary for w in widths]
+    x = layer.config.check_float_input(x, "sweep input")
+    jobs = [(st, w) for st in stages for w in widths]
     rows = []
     for stage, width in tqdm(jobs, desc="bit-width sweep", disable=not progress, leave=False):
-        old = base[stage]
-        fmt = FixedFormat(width, old.integer, old.signed, old.rounding, old.overflow)
-        formats = {f"{k}_format": (fmt if k == stage else v) for k, v in base.items()}
-        formats["bias_format"] = _bias_within(formats)
+        formats = _trial_formats(layer, stage, width)
         trial = Conv1DTransposeQ(layer.config, layer.kernel, layer.bias if layer.config.use_bias else None,
                                  **formats)
         rep = analyze(trial, x)
-        rows.append({"stage": stage, "width": width, "format": str(fmt), "sqnr_db": rep.sqnr_db,
-                     "max_abs_error": rep.max_abs_error, "bound": rep.bound,
+        rows.append({"stage": stage, "width": width, "format": str(formats[f"{stage}_format"]),
+                     "sqnr_db": rep.sqnr_db, "max_abs_error": rep.max_abs_error, "bound": rep.bound,
                      "bias_format": str(formats["bias_format"]) if formats["bias_format"] else None})
     return rows

@@ -313,7 +313,7 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
     Raises
     ------
     ValueError
-        For a bad policy, format, or calibration data (shape, NaN/inf).
+        For a bad policy, format, or calibration data (shape, none, too much, NaN/inf).
     """
     from .quantized import Conv1DTransposeQ
 
@@ -333,6 +333,7 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
 
     default_data = x is None
     if default_data:
+        config.check_data_limits(batch, length, what=f"a default calibration batch of {batch} x {length} steps")
         x = default_input(config, batch=batch, length=length, seed=seed)
         shape = "x".join(str(n) for n in x.shape)
         data_name = (f"no calibration data given: a standard-normal batch ({shape}, seed {seed}) "

@@ -11,6 +11,7 @@ module refuses it at once with a message of its own that names the argument.
 from __future__ import annotations
 
 import difflib
+import json
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,31 @@ import numpy as np
 from . import geometry
 from .activations import canonical_name
 
-__all__ = ["LayerConfig"]
+__all__ = ["LayerConfig", "MAX_KERNEL_SIZE", "MAX_STRIDES", "MAX_DILATION_RATE", "MAX_CHANNELS", "MAX_VALUES",
+           "MIN_FRAME"]
+
+# Size limits of tconv's flows (CONFIG.json, the Keras import, analyze, generate).
+# Keras accepts any size; tconv refuses, in one line and before allocating anything,
+# sizes whose memory or time would be absurd. Each is far above real models (MelGAN:
+# 512 channels, kernel 16, stride 8; WaveGlow's upsampler: kernel 1024, stride 256).
+
+#: Largest ``kernel_size``: 4x WaveGlow's 1024-tap upsampler.
+MAX_KERNEL_SIZE = 4096
+#: Largest ``strides``: 4x the largest single-layer upsampling in use (256, a hop
+#: length); ``tconv generate``'s time grows with it (about 5 s at 1024, a minute at 4096).
+MAX_STRIDES = 1024
+#: Largest ``dilation_rate``: 2x WaveNet's largest dilation (512).
+MAX_DILATION_RATE = 1024
+#: Largest ``in_channels`` and ``filters``: 128x MelGAN's 512.
+MAX_CHANNELS = 65536
+#: Most values any one array of the model may hold: the weights (``kernel_size *
+#: filters * in_channels``), and for a batch of data its inputs, partial products
+#: (``batch * length * kernel_size * filters``) and outputs. 2**26 values are
+#: 512 MiB of float64; ``tconv analyze`` peaks at about 6x its largest array.
+MAX_VALUES = 2 ** 26
+#: Input steps of the shortest frame every layer must be able to process within
+#: MAX_VALUES (``tconv generate``'s test vectors hold frames of up to 8 steps).
+MIN_FRAME = 16
 
 # Keys of Conv1DTranspose.get_config() (and Layer keyword arguments) that do not
 # change what the layer computes at inference.
@@ -30,6 +55,15 @@ _IGNORED_KERAS_KEYS = frozenset({
     "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
     "activity_regularizer", "kernel_constraint", "bias_constraint",
 })
+# Keys that change what a layer computes unless they hold their neutral value: only
+# that value is accepted (Keras 3.15's Conv1DTranspose takes neither, but other Keras
+# convolutions and versions write them), with why any other is refused.
+_NEUTRAL_KERAS_KEYS = {
+    "groups": (1, "a grouped convolution connects each filter to only some input channels, and "
+                  "Conv1DTranspose has no groups"),
+    "lora_rank": (None, "a LoRA layer adds a low-rank update to its kernel; merge it into the kernel "
+                        "(layer.kernel) first"),
+}
 
 
 def _is_int(value: Any) -> bool:
@@ -233,7 +267,8 @@ class LayerConfig:
             optional; 1-element lists/tuples are accepted wherever Keras accepts
             them; Keras keys that do not change inference (``name``,
             ``trainable``, ``dtype``, initializers, regularizers, constraints)
-            are ignored.
+            are ignored; ``groups`` must be 1 and ``lora_rank`` null (other
+            values change what the layer computes).
 
         Returns
         -------
@@ -243,7 +278,8 @@ class LayerConfig:
         ------
         ValueError
             If ``d`` is not a mapping, lacks a required key, has a key that
-            looks like a misspelt field (``stride``), or holds an invalid value.
+            looks like a misspelt field (``stride``), ``groups`` other than 1,
+            ``lora_rank`` other than null, or holds an invalid value.
             Other keys are ignored, as Keras writes many that do not change
             inference.
         """
@@ -263,6 +299,11 @@ class LayerConfig:
                 f"Unknown key(s) in the layer config: {', '.join(typos)}. "
                 f"Accepted keys: {', '.join(fields)}."
             )
+        for key, (neutral, why) in _NEUTRAL_KERAS_KEYS.items():
+            value = d.get(key, neutral)
+            if value is not neutral and not (_is_int(value) and value == neutral):
+                raise ValueError(f"The layer config has {key}={value!r}: {why}; only {key}: "
+                                 f"{json.dumps(neutral)} is accepted.")
         missing = [k for k in ("filters", "kernel_size") if k not in d]
         if missing:
             raise ValueError(f"The layer config lacks required key(s): {', '.join(missing)}.")
@@ -299,12 +340,73 @@ class LayerConfig:
         return geometry.output_length(length, self.kernel_size, self.strides, self.padding,
                                       self.output_padding, self.dilation_rate)
 
+    def check_limits(self) -> LayerConfig:
+        """Refuse a layer too large for tconv's flows (the ``MAX_*`` limits of this module).
+
+        Checks ``kernel_size``, ``strides``, ``dilation_rate``, ``in_channels`` and
+        ``filters`` one by one, the weight count, and that a frame of
+        ``MIN_FRAME`` steps fits ``MAX_VALUES``. Costs nothing: no array is made.
+        Returns the config, for chaining.
+
+        Raises
+        ------
+        ValueError
+            Naming the first field over its limit, the limit and why it exists.
+        """
+        for name, limit, why in (
+                ("kernel_size", MAX_KERNEL_SIZE, "4x the longest kernels in use"),
+                ("strides", MAX_STRIDES, "4x the largest upsampling factors in use; the hardware's "
+                                         "generation time grows with it"),
+                ("dilation_rate", MAX_DILATION_RATE, "2x the largest dilations in use"),
+                ("in_channels", MAX_CHANNELS, "128x the channels of large audio models"),
+                ("filters", MAX_CHANNELS, "128x the channels of large audio models")):
+            value = getattr(self, name)
+            if value is not None and value > limit:
+                raise ValueError(f"{name}={value} is more than tconv allows ({name} <= {limit}, {why}); "
+                                 f"larger layers would take absurd memory or time")
+        if self.in_channels is not None:
+            weights = self.kernel_size * self.filters * self.in_channels
+            if weights > MAX_VALUES:
+                raise ValueError(
+                    f"the layer has {weights} weights (kernel_size {self.kernel_size} x filters {self.filters} "
+                    f"x in_channels {self.in_channels}), more than tconv allows ({MAX_VALUES} = 2**26, "
+                    f"512 MiB of float64)")
+            self.check_data_limits(1, MIN_FRAME, what=f"a frame of {MIN_FRAME} steps")
+        return self
+
+    def check_data_limits(self, batch: int, length: int, *, what: str | None = None) -> None:
+        """Refuse data of ``batch`` sequences of ``length`` steps whose arrays would exceed ``MAX_VALUES``.
+
+        The arrays are the model's: the inputs ``batch * length * in_channels``,
+        the partial products ``batch * length * kernel_size * filters`` and the
+        outputs ``batch * output_length(length) * filters``. ``what`` names the
+        data in the message (default ``"data of B x L steps"``); costs nothing.
+
+        Raises
+        ------
+        ValueError
+            Naming the largest array, its size and the limit.
+        """
+        what = what or f"data of {batch} x {length} steps"
+        sizes = (("input values", batch * length * (self.in_channels or 1)),
+                 ("partial products (batch x length x kernel_size x filters)",
+                  batch * length * self.kernel_size * self.filters),
+                 (f"output values ({self.output_length(length)} steps x {self.filters} filters each)",
+                  batch * self.output_length(length) * self.filters))
+        name, size = max(sizes, key=lambda item: item[1])
+        if size > MAX_VALUES:
+            raise ValueError(f"{what} would need {size} {name} for this layer, more than tconv allows "
+                             f"({MAX_VALUES} = 2**26 values, 512 MiB of float64, per array): use less data "
+                             f"or shorter sequences")
+
     def check_float_input(self, x, name: str = "input") -> np.ndarray:
         """Float data for this layer as a batch: ``(batch, length, in_channels)``
         (``(batch, in_channels, length)`` for channels_first), or one sequence
         without the batch axis. Returns a float64 array with the batch axis.
 
-        Raises ``ValueError`` naming ``name`` for a wrong shape or NaN/inf values.
+        Raises ``ValueError`` naming ``name`` for a wrong shape, no data (zero
+        sequences or steps), more data than `check_data_limits` allows, or
+        NaN/inf values.
         """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 2:
@@ -313,6 +415,10 @@ class LayerConfig:
         if x.ndim != 3 or x.shape[channel_axis] != self.in_channels:
             layout = "(batch, length, in_channels)" if channel_axis == 2 else "(batch, in_channels, length)"
             raise ValueError(f"{name} has shape {x.shape}, expected {layout} with in_channels={self.in_channels}")
+        if x.size == 0:
+            raise ValueError(f"{name} has shape {x.shape}: no data (at least one sequence of at least one step "
+                             f"is needed)")
+        self.check_data_limits(x.shape[0], x.shape[3 - channel_axis], what=f"{name} of shape {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError(f"{name} holds {int((~np.isfinite(x)).sum())} NaN/inf value(s)")
         return x

@@ -127,7 +127,8 @@ class FixedFormat:
     integer : int
         Integer bits I, sign included; may be negative or larger than W.
     signed : bool
-        ``fixed`` (two's complement) or ``ufixed``.
+        ``fixed`` (two's complement) or ``ufixed``; a real bool (numpy's too),
+        anything else (``"no"``, 0) is refused.
     rounding : str
         Quantization mode, one of ``QUANTIZATION_MODES``.
     overflow : str
@@ -161,6 +162,9 @@ class FixedFormat:
             # Keeps every scale a normal float64 power of two.
             raise ValueError(f"fixed-point integer bits must be between {-MAX_INTEGER} and {MAX_INTEGER}, "
                              f"got {self.integer}")
+        if not isinstance(self.signed, (bool, np.bool_)):
+            # bool("no") is True: only a real bool says which is meant.
+            raise ValueError(f"fixed-point signed must be True or False, got {self.signed!r}")
         object.__setattr__(self, "signed", bool(self.signed))
         rounding = str(self.rounding).upper().removeprefix("AP_")
         overflow = str(self.overflow).upper().removeprefix("AP_")

@@ -140,7 +140,11 @@ def _check_built(layer) -> None:
 
 
 def layer_config(layer) -> LayerConfig:
-    """The :class:`LayerConfig` of a built Keras Conv1DTranspose layer (``in_channels`` included)."""
+    """The :class:`LayerConfig` of a built Keras Conv1DTranspose layer (``in_channels`` included).
+
+    Raises ``ValueError`` for a config tconv cannot take, a layer beyond tconv's size
+    limits (:meth:`LayerConfig.check_limits`) among them.
+    """
     if not is_conv1d_transpose(layer):
         raise ValueError(f"expected a keras.layers.Conv1DTranspose, got {type(layer).__name__}")
     _check_built(layer)
@@ -152,7 +156,7 @@ def layer_config(layer) -> LayerConfig:
                          f"the fixed-point model and the hardware support: {', '.join(ACTIVATIONS)}")
     in_channels = int(layer.kernel.shape[2])
     try:
-        return LayerConfig.from_dict({**config, "in_channels": in_channels})
+        return LayerConfig.from_dict({**config, "in_channels": in_channels}).check_limits()
     except ValueError as err:
         raise ValueError(f"Conv1DTranspose layer {layer.name!r}: {err}") from None
 

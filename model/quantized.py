@@ -230,6 +230,21 @@ class Conv1DTransposeQ:
 
         return from_keras(layer, name=name, data=data, formats=formats, width=width, policy=policy, **kwargs)
 
+    def quantization_overflows(self) -> dict[str, dict]:
+        """How many of this layer's own weights and bias overflowed their formats.
+
+        Returns ``{"weight": {...}, "bias": {...}}`` (no ``"bias"`` without
+        use_bias), each with ``overflows`` (values outside the format's range:
+        saturated, wrapped or zeroed by its overflow mode), ``values`` (how many
+        were quantized) and ``format`` (the FixedFormat).
+        """
+        counts = {"weight": {"overflows": self.weight_overflow, "values": int(self.kernel.size),
+                             "format": self.weight_format}}
+        if self.bias_format is not None:
+            counts["bias"] = {"overflows": self.bias_overflow, "values": int(self.bias.size),
+                              "format": self.bias_format}
+        return counts
+
     # ----------------------------------------------------------------- shape
     @property
     def activation_frac(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -248,9 +249,20 @@ def _build_env(simulator: str):
 
 @contextlib.contextmanager
 def _quiet(enabled: bool):
-    """Keep the runner's chatter off the terminal (it also goes to the log file)."""
+    """Keep the runner's chatter off the terminal (it also goes to the log file).
+
+    The chatter is the simulators' output on stdout and cocotb's runner logging
+    (``logging.getLogger("Icarus")`` and so on), whose warnings such as "Skipping
+    compilation of ..." reach stderr through logging's last-resort handler; records
+    up to WARNING are dropped while quiet, errors ("Simulation failed") still show.
+    """
     if not enabled:
         yield
         return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)

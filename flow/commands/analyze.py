@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from tconv.model.config import MAX_VALUES
+from tconv.model.fixedpoint import MAX_WIDTH
 
 from ..keras_model import add_keras_arguments
 
 #: Widths the --keras form sweeps when --sweep is not given.
 DEFAULT_KERAS_SWEEP = list(range(4, 17))
+#: Formats --vary may name (bias only for a layer with one), and those it varies by default.
+VARY_STAGES = ("input", "weight", "bias", "output")
+DEFAULT_VARY = ("weight", "input", "output")
 
 
 def register(sub) -> None:
@@ -37,11 +44,13 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=4, help="random input: sequences (default 4)")
     p.add_argument("--length", type=int, default=32, help="random input: steps per sequence (default 32)")
     p.add_argument("--seed", type=int, default=0, help="random input: seed (default 0)")
-    p.add_argument("--sweep", type=_widths, metavar="LO:HI",
-                   help="also sweep format widths, e.g. 4:16 (default with --keras: 4:16)")
+    p.add_argument("--sweep", metavar="LO:HI",
+                   help=f"also sweep format widths, e.g. 4:16 or 6,8,12, from 1 to {MAX_WIDTH} bits "
+                        f"(default with --keras: 4:16)")
     p.add_argument("--no-sweep", action="store_true", help="with --keras: no bit-width sweep")
-    p.add_argument("--vary", default="weight,input,output",
-                   help="formats the sweep varies, comma separated (default weight,input,output)")
+    p.add_argument("--vary", metavar="STAGES",
+                   help=f"formats the sweep varies, comma separated, of {', '.join(VARY_STAGES)} "
+                        f"(default {','.join(DEFAULT_VARY)})")
     p.add_argument("-o", "--output", metavar="REPORT/", help="write REPORT/report.json and the plots")
     p.add_argument("--no-plots", action="store_true", help="with -o: only report.json")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -51,21 +60,55 @@ def register(sub) -> None:
 
 
 def _widths(text: str) -> list[int]:
-    """``4:16`` (inclusive range) or ``4,6,8``."""
+    """``--sweep``: ``4:16`` (inclusive range) or ``4,6,8``, each width from 1 to MAX_WIDTH."""
     try:
         if ":" in text:
             lo, hi = (int(v) for v in text.split(":"))
-            widths = list(range(lo, hi + 1))
+            ends = [lo, hi]
         else:
-            widths = [int(v) for v in text.split(",")]
+            ends = [int(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO:HI or a comma list of integers, got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
-    return widths
+        raise ValueError(f"--sweep expects LO:HI or a comma list of integers, e.g. 4:16, got {text!r}") from None
+    # Checked before any range is made: --sweep 4:10**9 must not build a billion widths.
+    if min(ends) < 1 or max(ends) > MAX_WIDTH or (":" in text and ends[0] > ends[1]):
+        raise ValueError(f"--sweep {text}: widths must run from 1 to {MAX_WIDTH} bits (the widest format the "
+                         f"fixed-point model supports), low to high")
+    return list(range(ends[0], ends[1] + 1)) if ":" in text else list(dict.fromkeys(ends))
 
 
-def _from_config(args):
+def _vary(args) -> tuple[str, ...]:
+    """``--vary``: stage names, each one of VARY_STAGES (DEFAULT_VARY when not given)."""
+    if args.vary is None:
+        return DEFAULT_VARY
+    stages = tuple(v.strip() for v in args.vary.split(","))
+    bad = [v for v in stages if v not in VARY_STAGES]
+    if bad:
+        raise ValueError(f"--vary {args.vary}: unknown stage(s) {', '.join(map(repr, bad))}; the stages are "
+                         f"{', '.join(VARY_STAGES)} (bias only for a layer with one)")
+    return stages
+
+
+def _check_options(args, form: str) -> tuple[tuple[str, ...], list[int] | None]:
+    """Refuse bad --sweep, --vary, --batch and --length before anything is loaded.
+
+    Returns the stages to vary and the --sweep widths (None without --sweep).
+    """
+    widths = _widths(args.sweep) if args.sweep is not None else None
+    vary = _vary(args)
+    sweeping = widths is not None or (form == "keras" and not args.no_sweep)
+    if args.vary is not None and not sweeping:
+        raise ValueError("--vary only applies to a bit-width sweep: add --sweep LO:HI"
+                         + (" (or drop --no-sweep)" if form == "keras" else ""))
+    # Random input (and --keras' default calibration batch) of --batch x --length steps
+    # holds at least that many values; the layer's own limits follow once it is loaded.
+    if args.batch * args.length > MAX_VALUES:
+        raise ValueError(f"--batch {args.batch} x --length {args.length} = {args.batch * args.length} steps, "
+                         f"more than tconv allows (batch x length x channels <= {MAX_VALUES} = 2**26 values, "
+                         f"512 MiB of float64)")
+    return vary, widths
+
+
+def _from_config(args, widths):
     from ..files import build_layer, load_config, load_data, load_weights
 
     design = load_config(args.config)
@@ -75,13 +118,14 @@ def _from_config(args):
         x = load_data(args.data, design)
     else:
         from tconv.model import random_input
+        layer.config.check_data_limits(args.batch, args.length, what=f"--batch {args.batch} x --length {args.length}")
         x = random_input(layer, batch=args.batch, length=args.length, seed=args.seed)
     source = {"config": str(args.config), "weights": str(args.weights),
               "data": str(args.data) if args.data else f"random ({args.batch}x{args.length}, seed {args.seed})"}
-    return layer, x, None, source, args.sweep
+    return layer, x, None, source, widths
 
 
-def _from_keras(args):
+def _from_keras(args, widths):
     from ..keras_model import keras_design, parse_formats
 
     kd = keras_design(args.keras, args.layer, data_path=args.data, width=args.width,
@@ -96,23 +140,30 @@ def _from_keras(args):
         data = args.test_data
     source = {"keras": str(args.keras), "layer": imported.name, "calibration_data": args.data,
               "data": str(data), "layer_input_shape": list(x.shape)}
-    widths = None if args.no_sweep else (args.sweep or DEFAULT_KERAS_SWEEP)
+    widths = None if args.no_sweep else (widths or DEFAULT_KERAS_SWEEP)
     return imported.layer, x, imported.calibration, source, widths
 
 
 def run(args: argparse.Namespace) -> int:
     from ..keras_model import check_form
-    from ..report import build_report, write_report
+    from ..report import build_report, quantization_warning, write_report
 
     form = check_form(args, "analyze")
-    layer, x, calibration, source, widths = (_from_keras if form == "keras" else _from_config)(args)
-    vary = tuple(s.strip() for s in args.vary.split(","))
-    report = build_report(layer, x, sweep_widths=widths, vary=vary, progress=not args.quiet,
-                          calibration=calibration, source=source)
+    vary, widths = _check_options(args, form)
+    try:
+        layer, x, calibration, source, widths = (_from_keras if form == "keras" else _from_config)(args, widths)
+        report = build_report(layer, x, sweep_widths=widths, vary=vary, progress=not args.quiet,
+                              calibration=calibration, source=source)
+    except MemoryError:
+        raise ValueError("out of memory analyzing this layer on this data: use less data (--data, --batch, "
+                         "--length) or a smaller layer") from None
     written = write_report(report, args.output, plots=not args.no_plots) if args.output else []
     if calibration is not None:
         from ..keras_model import note_default_data
         note_default_data(calibration)
+    warning = quantization_warning(layer, calibration)
+    if warning:  # even under -q: the numbers below are computed with these clipped values
+        print(f"tconv: warning: {warning}", file=sys.stderr)
 
     if args.json:
         result = report.to_dict()

@@ -71,4 +71,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"  cycles per frame  {perf['cycles_per_frame_formula']}")
     if form == "keras":
         note_default_data(kd.imported.calibration)
+    _warn_overflows(design, kernel, bias, kd.imported.calibration if form == "keras" else None)
     return 0
+
+
+def _warn_overflows(design, kernel, bias, calibration) -> None:
+    """Say on stderr, even with -q, when quantizing the weights, bias or calibration data overflowed."""
+    from tconv.model import Conv1DTransposeQ
+
+    from ..report import quantization_warning
+
+    f = design.formats
+    layer = Conv1DTransposeQ(design.layer, kernel, bias, input_format=f["input"], weight_format=f["weight"],
+                             bias_format=f.get("bias"), output_format=f["output"])
+    warning = quantization_warning(layer, calibration)
+    if warning:
+        print(f"tconv: warning: {warning}", file=sys.stderr)
