@@ -310,11 +310,18 @@ def write_design(out_dir, files: dict[str, bytes], manifest: dict) -> None:
         _check_destination(out, rel, previous or {MANIFEST})
 
     created = not out.exists()
+    staging = None
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tconv-generate-", dir=out))
     except OSError as err:
         raise FolderError(f"cannot create the design folder {out}: {err.strerror or err}") from None
+    except BaseException:  # an interrupt between creating the staging folder and using it
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            _rmdir_if_empty(out)
+        raise
     mask = current_umask()
     moved_in: list[str] = []
     backed_up: list[str] = []

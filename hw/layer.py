@@ -129,6 +129,7 @@ def check_layer(layer_q, pe_count: int) -> Schedule:
         result).
     """
     config = layer_q.config
+    config.check_limits()  # a layer built in Python reaches here without the flows' checks
     check_activation(config.activation)
     for field, fmt in (("input", layer_q.input_format), ("weight", layer_q.weight_format)):
         bits = fmt.width + (0 if fmt.signed else 1)
