@@ -15,6 +15,7 @@ A design folder is data, wherever it came from (docs/design-folders.md):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -165,18 +166,18 @@ class DesignFolder:
     def top(self) -> str:
         return self.parsed["top"]
 
-    @property
+    @functools.cached_property  # the text check reads every file once per load
     def verilog(self) -> list[Path]:
         """The portable Verilog, in order, each checked by :func:`check_verilog_text`."""
         return [self._verilog(v, f"verilog[{i}]") for i, v in enumerate(self.parsed["verilog"])]
 
-    @property
+    @functools.cached_property  # the text check reads every file once per load
     def ecp5_multiplier(self) -> Path | None:
         """The ECP5 form of the multiplier cell, or None."""
         rel = self.parsed["ecp5_multiplier"]
         return None if rel is None else self._verilog(rel, "array.multiplier_cell.ecp5_verilog")
 
-    @property
+    @functools.cached_property  # the text check reads every file once per load
     def waivers(self) -> Path | None:
         rel = self.parsed["verilator_waivers"]
         if rel is None:

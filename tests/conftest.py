@@ -17,6 +17,15 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 _LONG = False
 
+#: The smallest layer the command-line tests generate (4 PEs, 3 -> 2 channels, stride 2).
+TINY_CONFIG = {
+    "layer": {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu",
+              "in_channels": 3},
+    "formats": {"input": "fixed<8,3,RND,SAT>", "weight": "fixed<8,1,RND,SAT>", "bias": "fixed<12,4>",
+                "output": "fixed<12,5,RND,SAT>"},
+    "array": {"pe_count": 4},
+}
+
 
 def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", default=False,

@@ -10,19 +10,14 @@ import pytest
 from tconv.flow.cli import main
 from tconv.sim.tools import SimulatorMissing, check_simulator
 
-CONFIG = {
-    "layer": {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu",
-              "in_channels": 3},
-    "formats": {"input": "fixed<8,3,RND,SAT>", "weight": "fixed<8,1,RND,SAT>", "bias": "fixed<12,4>",
-                "output": "fixed<12,5,RND,SAT>"},
-    "array": {"pe_count": 4},
-}
+from conftest import TINY_CONFIG
+
 
 
 @pytest.fixture
 def files(tmp_path):
     rng = np.random.default_rng(0)
-    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
     np.savez(tmp_path / "w.npz", kernel=rng.uniform(-1, 1, (3, 2, 3)), bias=rng.uniform(-2, 2, 2))
     return tmp_path
 
@@ -60,7 +55,7 @@ def test_generate_writes_the_design_folder(files, capsys):
     (lambda c: c["formats"].update(output="fixed<6,-12>"), "formats.output fixed<6,-12> wraps away every bit"),
 ])
 def test_generate_refuses_bad_configs_and_writes_nothing(files, capsys, edit, message):
-    cfg = json.loads(json.dumps(CONFIG))
+    cfg = json.loads(json.dumps(TINY_CONFIG))
     edit(cfg)
     (files / "config.json").write_text(json.dumps(cfg))
     rc, _, err = _run(capsys, "generate", files / "config.json", "--weights", files / "w.npz", "-o", files / "out")

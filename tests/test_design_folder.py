@@ -26,16 +26,9 @@ from tconv.flow.cli import main
 from tconv.hw.folder import DesignFolder, FolderError, check_verilog_text
 from tconv.hw.manifest import CycleFormula, ManifestError
 
-from conftest import require_simulator
+from conftest import TINY_CONFIG, require_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {
-    "layer": {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu",
-              "in_channels": 3},
-    "formats": {"input": "fixed<8,3,RND,SAT>", "weight": "fixed<8,1,RND,SAT>", "bias": "fixed<12,4>",
-                "output": "fixed<12,5,RND,SAT>"},
-    "array": {"pe_count": 4},
-}
 TOP = "tconv_conv1d_transpose"
 #: The escape of an empty __builtins__ that ran shell commands through the old eval().
 EXPLOIT = ("[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen'][0]"
@@ -60,7 +53,7 @@ def assert_clean_error(rc, err, *names):
 def _inputs(root: str) -> tuple[Path, Path]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(CONFIG))
+    (root / "config.json").write_text(json.dumps(TINY_CONFIG))
     rng = np.random.default_rng(0)
     np.savez(root / "w.npz", kernel=rng.uniform(-1, 1, (3, 2, 3)), bias=rng.uniform(-2, 2, 2))
     return root / "config.json", root / "w.npz"

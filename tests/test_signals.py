@@ -21,18 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_simulator
+from conftest import TINY_CONFIG, require_simulator
 
 TOP = "sigtop"
-CONFIG = {
-    "layer": {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu",
-              "in_channels": 3},
-    "formats": {"input": "fixed<8,3,RND,SAT>", "weight": "fixed<8,1,RND,SAT>", "bias": "fixed<12,4>",
-                "output": "fixed<12,5,RND,SAT>"},
-    "array": {"pe_count": 4},
-}
 # Elaborating this one takes seconds: long enough to be signalled in the middle of it.
-BIG = {**CONFIG, "layer": {**CONFIG["layer"], "filters": 16, "kernel_size": 4, "in_channels": 64},
+BIG = {**TINY_CONFIG, "layer": {**TINY_CONFIG["layer"], "filters": 16, "kernel_size": 4, "in_channels": 64},
        "array": {"pe_count": 256}}
 # Far more than any test waits for: the simulation is always still running when signalled.
 LONG_RUN = ["--frames", "5000", "--length", "64", "-q"]
@@ -109,7 +102,7 @@ def design(tmp_path_factory):
     from tconv.flow.cli import main
 
     tmp = tmp_path_factory.mktemp("signals")
-    _write_inputs(tmp, CONFIG)
+    _write_inputs(tmp, TINY_CONFIG)
     assert main(["generate", str(tmp / "config.json"), "--weights", str(tmp / "w.npz"), "-o", str(tmp / "out"),
                  "--top", TOP, "-q"]) == 0
     return tmp / "out"
@@ -275,7 +268,7 @@ sys.exit(main(sys.argv[2:]))
 def test_sigterm_while_generate_writes_leaves_the_folder_as_it_was(tmp_path):
     """Regenerating over an earlier design, interrupted mid-write: the earlier design
     is intact and no temporary file or folder is left, inside or beside it."""
-    _write_inputs(tmp_path, CONFIG)
+    _write_inputs(tmp_path, TINY_CONFIG)
     out = tmp_path / "out"
     proc = _start(["generate", "config.json", "--weights", "w.npz", "-o", "out", "-q"], tmp_path / "cache",
                   tmp_path)
