@@ -78,7 +78,7 @@ def generate_design(design: Design, kernel: np.ndarray, bias, out_dir, *, top: s
     """
     from tconv.hw.folder import check_output_folder
     from tconv.hw.generate import generate
-    from tconv.hw.layer import check_layer
+    from tconv.hw.check import check_layer
 
     check_top(top)
     layer = build_layer(design, kernel, bias)

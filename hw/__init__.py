@@ -6,7 +6,8 @@
 """
 
 from .generate import generate, manifest_frame_cycles
-from .layer import Conv1DTransposeCore, Conv1DTransposeTop, check_layer
+from .check import check_layer
+from .layer import Conv1DTransposeCore, Conv1DTransposeTop
 from .schedule import Schedule
 
 __all__ = ["generate", "manifest_frame_cycles", "Conv1DTransposeCore", "Conv1DTransposeTop",

@@ -15,7 +15,8 @@ import amaranth
 import numpy as np
 
 from .folder import write_design
-from .layer import Conv1DTransposeTop, check_layer
+from .check import check_layer
+from .layer import Conv1DTransposeTop
 from .manifest import GENERATOR_PACKAGE, CycleFormula
 from .verilog import convert
 
@@ -125,7 +126,7 @@ def design_files(layer_q, *, pe_count: int = 64, top_name: str | None = None) ->
         raise ValueError(f"top_name must be a Verilog identifier (letters, digits, '_', not starting "
                          f"with a digit), got {top!r}")
     sch = check_layer(layer_q, pe_count)
-    design = Conv1DTransposeTop(layer_q, pe_count=pe_count, mul_cell=f"{top}_mul")
+    design = Conv1DTransposeTop(layer_q, sch, mul_cell=f"{top}_mul")
     cell = design.core.multiplier_cell
     verilog_text = convert(design, name=top) + "\n" + cell.generic_verilog()
     formula, per_step, offset, exceptions = sch.cycle_formula()

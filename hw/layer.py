@@ -15,13 +15,13 @@ from amaranth.lib.wiring import In, Out
 
 from .dot import DotProduct, adder_tree
 from .multiplier import MultiplierCell
-from .postprocess import Activation, Requantize, check_activation, narrow, narrowing
+from .postprocess import Activation, Requantize, narrow, narrowing
 from .queues import FrameQueue, OutputFifo, thermometer
 from .scatter import ScatterBank
-from .schedule import MAX_OPERAND_BITS, Schedule
+from .schedule import Schedule
 from .stepbuffer import StepBuffer, step_layout
 
-__all__ = ["Conv1DTransposeCore", "Conv1DTransposeTop", "check_layer", "output_layout"]
+__all__ = ["Conv1DTransposeCore", "Conv1DTransposeTop", "output_layout"]
 
 
 def output_layout(width: int) -> data.StructLayout:
@@ -116,40 +116,6 @@ def _counter(m: Module, n: int, name: str) -> _Counter:
     return _Counter(value, ce, first, last)
 
 
-def check_layer(layer_q, pe_count: int) -> Schedule:
-    """Validate what the hardware can build; returns the schedule.
-
-    Raises
-    ------
-    ValueError
-        Naming the field and what it allows: ``array.pe_count`` (a power of two),
-        ``layer.activation`` (linear, relu, relu6, leaky_relu), ``formats.input`` /
-        ``formats.weight`` (at most 18 bits signed, 17 unsigned, one MULT18X18D
-        operand), ``formats.output`` (a wrapping output must keep some bit of the
-        result).
-    """
-    config = layer_q.config
-    config.check_limits()  # a layer built in Python reaches here without the flows' checks
-    check_activation(config.activation)
-    for field, fmt in (("input", layer_q.input_format), ("weight", layer_q.weight_format)):
-        bits = fmt.width + (0 if fmt.signed else 1)
-        if bits > MAX_OPERAND_BITS:
-            raise ValueError(
-                f"formats.{field} {fmt} is too wide for the array's multipliers (one ECP5 "
-                f"MULT18X18D per PE): allowed are at most {MAX_OPERAND_BITS} bits signed "
-                f"(fixed<W,I> with W <= {MAX_OPERAND_BITS}) or {MAX_OPERAND_BITS - 1} bits unsigned")
-    out = layer_q.output_format
-    act_frac = layer_q.activation_frac
-    if out.overflow == "WRAP" and out.frac - act_frac >= out.width:
-        # Every code would be 0: synthesis would remove the whole datapath.
-        raise ValueError(
-            f"formats.output {out} wraps away every bit of the layer's result: the result has "
-            f"{act_frac} fractional bits, so the output's {out.width} bits (the lowest weighs "
-            f"2^{-out.frac}) would always be 0; allowed are output formats with fewer than "
-            f"{act_frac + out.width} fractional bits, or a saturating overflow mode")
-    return Schedule.plan(config, pe_count)
-
-
 class Conv1DTransposeCore(wiring.Component):
     """A ``Conv1DTranspose`` layer with its weights baked in.
 
@@ -157,8 +123,9 @@ class Conv1DTransposeCore(wiring.Component):
     ----------
     layer_q : tconv.model.Conv1DTransposeQ
         The quantized layer (config, codes and formats).
-    pe_count : int
-        Multipliers in the array, a power of two.
+    schedule : tconv.hw.schedule.Schedule
+        Its mapping onto the array, from :func:`tconv.hw.check.check_layer`
+        (which validates what the hardware can build).
     garbage_seed : int, optional
         Simulation only: fill the scatter banks with random words at start, so
         that a read of a never-written word shows up as a wrong result.
@@ -175,9 +142,12 @@ class Conv1DTransposeCore(wiring.Component):
         One output step per beat, filter 0 in the low bits; ``last`` on a frame's last beat.
     """
 
-    def __init__(self, layer_q, *, pe_count: int = 64, garbage_seed: int | None = None,
+    def __init__(self, layer_q, schedule: Schedule, *, garbage_seed: int | None = None,
                  mul_cell: str | None = None):
-        self.schedule = check_layer(layer_q, pe_count)
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a tconv.hw.schedule.Schedule (from check_layer), "
+                            f"got {type(schedule).__name__}")
+        self.schedule = schedule
         self.layer_q = layer_q
         self._garbage_seed = garbage_seed
         self.multiplier_cell = None if mul_cell is None else MultiplierCell.for_shapes(
@@ -579,10 +549,9 @@ class Conv1DTransposeTop(wiring.Component):
     m_axis_tready : In(1)
     """
 
-    def __init__(self, layer_q, *, pe_count: int = 64, garbage_seed: int | None = None,
+    def __init__(self, layer_q, schedule: Schedule, *, garbage_seed: int | None = None,
                  mul_cell: str | None = None):
-        self.core = Conv1DTransposeCore(layer_q, pe_count=pe_count, garbage_seed=garbage_seed,
-                                        mul_cell=mul_cell)
+        self.core = Conv1DTransposeCore(layer_q, schedule, garbage_seed=garbage_seed, mul_cell=mul_cell)
         self.schedule = self.core.schedule
         super().__init__({
             "s_axis_tdata": In(self.core.in_width),

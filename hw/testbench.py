@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.sim import Simulator
 
+from .check import check_layer
 from .layer import Conv1DTransposeTop
 
 __all__ = ["SimResult", "simulate", "pack_codes", "unpack_codes"]
@@ -72,7 +73,7 @@ def simulate(layer_q, frames, *, pe_count: int = 8, seed: int = 0, in_gap: float
     ``ready_off = (start, stop)`` holds ``m_axis_tready`` low for those cycles
     (a long sink stall that fills the output FIFO and the scatter slots).
     """
-    top = top or Conv1DTransposeTop(layer_q, pe_count=pe_count, garbage_seed=garbage_seed)
+    top = top or Conv1DTransposeTop(layer_q, check_layer(layer_q, pe_count), garbage_seed=garbage_seed)
     cfg = layer_q.config
     xf, of = layer_q.input_format, layer_q.output_format
     beats = []

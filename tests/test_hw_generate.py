@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tconv.hw.generate import generate, manifest_frame_cycles
-from tconv.hw.layer import check_layer
+from tconv.hw.check import check_layer
 from tconv.hw.testbench import pack_codes, unpack_codes
 from tconv.model import Conv1DTransposeQ
 
