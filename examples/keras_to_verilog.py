@@ -4,7 +4,7 @@
    seconds on CPU to interpolate signals 2x, save it as ``model.keras`` and
    save calibration inputs (the model's inputs) as ``calib.npy``;
 2. import the layer and calibrate 8-bit formats from Python
-   (``Conv1DTransposeQ.from_keras``);
+   (``tconv.model.import_keras``);
 3. ``tconv analyze --keras``: error report with plots;
 4. ``tconv generate --keras``: Verilog, manifest and test vectors;
 5. ``tconv simulate``: the Verilog on Icarus against the bit-exact model.
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         return 1
     import keras
 
-    from tconv.model import Conv1DTransposeQ
+    from tconv.model import import_keras
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,12 +108,13 @@ def main(argv=None) -> int:
     step(2, "import the Conv1DTranspose layer and calibrate its formats (Python)")
     model = keras.saving.load_model(model_path)
     x = np.load(data_path)
-    q = Conv1DTransposeQ.from_keras(model, name=LAYER, data=x, width=args.width, data_name=str(data_path))
+    imported = import_keras(model, name=LAYER, data=x, width=args.width, data_name=str(data_path))
+    q = imported.layer
     kernel = np.asarray(model.get_layer(LAYER).kernel)
-    print(f"Conv1DTransposeQ.from_keras(model, name={LAYER!r}, data=x, width={args.width})")
+    print(f"import_keras(model, name={LAYER!r}, data=x, width={args.width}).layer")
     print(f"  layer   {q.config.to_dict()}")
     print(f"  kernel  {kernel.shape} float32, imported exactly: {np.array_equal(q.kernel, kernel)}")
-    print(q.calibration)
+    print(imported.calibration)
 
     step(3, "analyze: quantization error report with plots")
     report = out / "report"

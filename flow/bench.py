@@ -28,11 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
+from tconv.model import Conv1DTransposeQ, LayerConfig, random_layer
 
-from .files import Design
-
-__all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "run_bench", "to_markdown", "to_text",
+__all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "bench_layer", "run_bench", "to_markdown", "to_text",
            "zero_insertion_utilization", "subkernel_utilization", "useful_pairs"]
 
 #: docs/contract.md's benchmark layers (channels_last, batch 1).
@@ -56,13 +54,10 @@ def _config(name: str) -> tuple[LayerConfig, int]:
     return LayerConfig(**spec), length
 
 
-def _design(name: str, pe_count: int, seed: int = 0) -> tuple[Design, np.ndarray, np.ndarray]:
+def bench_layer(name: str, seed: int = 0) -> Conv1DTransposeQ:
+    """Benchmark layer ``name`` in :data:`BENCH_FORMATS`, weights uniform in [-1, 1], bias in [-4, 4]."""
     cfg, _ = _config(name)
-    rng = np.random.default_rng(seed)
-    kernel = rng.uniform(-1, 1, (cfg.kernel_size, cfg.filters, cfg.in_channels))
-    bias = rng.uniform(-4, 4, cfg.filters)
-    formats = {k: FixedFormat.parse(v) for k, v in BENCH_FORMATS.items()}
-    return Design(cfg, formats, {"pe_count": pe_count}), kernel, bias
+    return random_layer(cfg, BENCH_FORMATS, seed=seed, kernel_range=(-1.0, 1.0), bias_range=(-4.0, 4.0))
 
 
 def useful_pairs(cfg: LayerConfig, length: int) -> int:
@@ -89,15 +84,14 @@ def subkernel_utilization(cfg: LayerConfig, length: int) -> float:
 def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict]:
     from tconv.sim.runner import simulate
 
-    from .generate import generate_design
+    from tconv.hw.generate import generate
 
     rows = []
     for name in BENCH_LAYERS:
         cfg, length = _config(name)
         log(f"[layers] {name}: generate {pe_count} PEs, simulate one frame of {length} steps on {simulator}")
         out = work / f"layer-{name}-{pe_count}"
-        design, kernel, bias = _design(name, pe_count)
-        manifest = generate_design(design, kernel, bias, out, log=lambda *_: None)
+        manifest = generate(bench_layer(name), out, pe_count=pe_count)
         res = simulate(out, simulator, lengths=[length], seed=1)
         macs = res.first_frame_macs
         cycles = res.cycles[0]
@@ -113,14 +107,14 @@ def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict
 
 
 def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:
-    from .generate import generate_design
+    from tconv.hw.generate import generate
+
     from .synth import synthesize
 
     rows = []
     for pe in pe_counts:
         out = work / f"fpga-{FPGA_LAYER}-{pe}"
-        design, kernel, bias = _design(FPGA_LAYER, pe)
-        generate_design(design, kernel, bias, out, log=lambda *_: None)
+        generate(bench_layer(FPGA_LAYER), out, pe_count=pe)
         for r in synthesize(out, speeds=speeds, seed=seed, log=lambda msg: log(f"[fpga] {pe} PEs: {msg}")):
             row = {"device": r.device, "speed": r.speed, "pe_count": pe, "layer": FPGA_LAYER,
                    "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff, "mult18": r.mult18, "ebr": r.ebr,
@@ -202,11 +196,9 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
     import keras
 
     name = "vocoder-up"
-    design, kernel, bias = _design(name, 64)
+    q = bench_layer(name)
     cfg, length = _config(name)
-    q = Conv1DTransposeQ(cfg, kernel, bias, input_format=design.formats["input"],
-                         weight_format=design.formats["weight"], bias_format=design.formats["bias"],
-                         output_format=design.formats["output"])
+    kernel, bias = q.kernel, q.bias
     rng = np.random.default_rng(0)
     x = rng.uniform(-3.5, 3.5, (batch, length, cfg.in_channels)).astype("float32")
     codes = q.input_format.quantize(x)
@@ -235,11 +227,10 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
 def bench_sim(work: Path, *, log, layer: str = "odd-stride", pe_count: int = 64) -> list[dict]:
     from tconv.sim.runner import simulate
 
-    from .generate import generate_design
+    from tconv.hw.generate import generate
 
     out = work / f"sim-{layer}-{pe_count}"
-    design, kernel, bias = _design(layer, pe_count)
-    generate_design(design, kernel, bias, out, log=lambda *_: None)
+    generate(bench_layer(layer), out, pe_count=pe_count)
     _, length = _config(layer)
     rows = []
     for simulator in ("verilator", "icarus"):

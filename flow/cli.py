@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -56,6 +57,7 @@ def _main(argv: list[str] | None) -> int:
         if value is not None and value < low:
             print(f"tconv: error: --{name} must be {what}, got {value}", file=sys.stderr)
             return 2
+    _progress_to_stderr(quiet=getattr(args, "quiet", False))
     try:
         return args.func(args)
     except BrokenPipeError:
@@ -66,6 +68,28 @@ def _main(argv: list[str] | None) -> int:
     except (ValueError, OSError) as err:
         print(f"tconv: error: {err}", file=sys.stderr)
         return 2
+
+
+
+
+def _progress_to_stderr(*, quiet: bool) -> None:
+    """tconv's library code reports progress on the ``tconv`` loggers, silent by default
+    (a library says nothing unless asked); the command line shows it on stderr unless ``-q``."""
+    logger = logging.getLogger("tconv")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and callers may replace it)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 if __name__ == "__main__":

@@ -14,23 +14,56 @@ from pathlib import Path
 
 import numpy as np
 
-from tconv.hw.files import current_umask, write_atomic
+from tconv.hw.manifest import MAX_PE_COUNT
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
 
-__all__ = ["Design", "load_config", "load_weights", "load_data", "build_layer", "write_atomic",
-           "write_json_atomic", "current_umask"]
+__all__ = ["ConfigFile", "ARRAY_KEYS", "load_config", "load_weights", "load_data", "np_load"]
 
 _FORMAT_KEYS = ("input", "weight", "bias", "output")
 _TOP_KEYS = {"layer", "formats", "array"}
+#: Keys the CONFIG.json "array" object accepts, with their defaults.
+ARRAY_KEYS = {"pe_count": 64}
 
 
 @dataclass
-class Design:
-    """A parsed CONFIG.json: the layer, its formats and the array options."""
+class ConfigFile:
+    """A parsed CONFIG.json: the layer's configuration, its formats and the array options.
 
-    layer: LayerConfig
+    Attributes
+    ----------
+    config : LayerConfig
+    formats : dict
+        ``"input"``, ``"weight"``, ``"output"`` and (with use_bias) ``"bias"`` FixedFormats.
+    array : dict
+        The validated ``"array"`` options, defaults filled in (:data:`ARRAY_KEYS`).
+    """
+
+    config: LayerConfig
     formats: dict[str, FixedFormat]
-    array: dict = field(default_factory=dict)
+    array: dict = field(default_factory=lambda: dict(ARRAY_KEYS))
+
+    @property
+    def pe_count(self) -> int:
+        return self.array["pe_count"]
+
+    def quantized(self, kernel: np.ndarray, bias: np.ndarray | None) -> Conv1DTransposeQ:
+        """The fixed-point layer of this configuration with these float weights."""
+        f = self.formats
+        return Conv1DTransposeQ(self.config, kernel, bias, input_format=f["input"], weight_format=f["weight"],
+                                bias_format=f.get("bias"), output_format=f["output"])
+
+
+def array_options(array: dict, where: str = "array") -> dict:
+    """The ``"array"`` object of CONFIG.json checked, with its defaults filled in."""
+    unknown = sorted(set(array) - set(ARRAY_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(ARRAY_KEYS)}")
+    opts = {**ARRAY_KEYS, **array}
+    pe = opts["pe_count"]
+    if isinstance(pe, bool) or not isinstance(pe, int) or pe < 1 or pe & (pe - 1) or pe > MAX_PE_COUNT:
+        raise ValueError(f"{where}.pe_count must be a power of two from 1 to {MAX_PE_COUNT} (1, 2, 4, ... 64 ...), "
+                         f"got {pe!r}")
+    return opts
 
 
 def _read_json(path: Path) -> object:
@@ -50,7 +83,7 @@ def _read_json(path: Path) -> object:
         raise ValueError(f"{path}: JSON nested too deeply") from None
 
 
-def load_config(path: str | os.PathLike) -> Design:
+def load_config(path: str | os.PathLike) -> ConfigFile:
     """Parse CONFIG.json (design.md, "Command line"); the layer must be within tconv's
     size limits (`LayerConfig.check_limits`)."""
     path = Path(path)
@@ -94,7 +127,11 @@ def load_config(path: str | os.PathLike) -> Design:
     array = data.get("array", {})
     if not isinstance(array, dict):
         raise ValueError(f"{path}: 'array' must be a JSON object, got {type(array).__name__}")
-    return Design(layer, formats, dict(array))
+    try:
+        array = array_options(array)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return ConfigFile(layer, formats, array)
 
 
 #: What each kind of file starts with: a zip archive (.npz) or numpy's .npy magic.
@@ -102,7 +139,7 @@ _SIGNATURES = {".npz": (b"PK\x03\x04", b"PK\x05\x06"), ".npy": (b"\x93NUMPY",)}
 _NAMES = {".npz": "an .npz archive (a zip file, as numpy.savez writes)", ".npy": "an .npy file (numpy.save)"}
 
 
-def _np_load(path: Path, kind: str):
+def np_load(path: Path, kind: str):
     """``np.load`` of an ``.npz`` or ``.npy`` file, without pickles.
 
     Either kind is accepted (the callers say which they need), anything else is
@@ -135,10 +172,10 @@ def _numeric(arr: np.ndarray, what: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def load_weights(path: str | os.PathLike, design: Design) -> tuple[np.ndarray, np.ndarray | None]:
+def load_weights(path: str | os.PathLike, config: LayerConfig) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``kernel`` (kernel_size, filters, in_channels) and ``bias`` (filters,) from an ``.npz``."""
     path = Path(path)
-    npz = _np_load(path, ".npz")
+    npz = np_load(path, ".npz")
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: holds a single array (.npy), not an .npz archive with 'kernel' and 'bias'")
     try:
@@ -149,7 +186,7 @@ def load_weights(path: str | os.PathLike, design: Design) -> tuple[np.ndarray, n
     if "kernel" not in arrays:
         raise ValueError(f"{path}: missing array 'kernel'; the weights file needs 'kernel' "
                          f"(kernel_size, filters, in_channels) and 'bias' (filters,)")
-    layer = design.layer
+    layer = config
     kernel = _numeric(arrays["kernel"], f"{path}: kernel")
     expected = (layer.kernel_size, layer.filters, layer.in_channels)
     if kernel.shape != expected:
@@ -168,23 +205,12 @@ def load_weights(path: str | os.PathLike, design: Design) -> tuple[np.ndarray, n
     return kernel, bias
 
 
-def load_data(path: str | os.PathLike, design: Design) -> np.ndarray:
+def load_data(path: str | os.PathLike, config: LayerConfig) -> np.ndarray:
     """Read float input data ``(batch, length, in_channels)`` (or unbatched) from an ``.npy``."""
     path = Path(path)
-    x = _np_load(path, ".npy")
+    x = np_load(path, ".npy")
     if isinstance(x, np.lib.npyio.NpzFile):
         x.close()
         raise ValueError(f"{path}: an .npz archive; the data must be a single array (.npy)")
     x = _numeric(np.asarray(x), f"{path}: data")
-    return design.layer.check_float_input(x, f"{path}: data")
-
-
-def build_layer(design: Design, kernel: np.ndarray, bias: np.ndarray | None) -> Conv1DTransposeQ:
-    f = design.formats
-    return Conv1DTransposeQ(design.layer, kernel, bias, input_format=f["input"], weight_format=f["weight"],
-                            bias_format=f.get("bias"), output_format=f["output"])
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """:func:`write_atomic` of ``obj`` as indented JSON."""
-    write_atomic(path, json.dumps(obj, indent=2) + "\n")
+    return config.check_float_input(x, f"{path}: data")

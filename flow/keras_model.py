@@ -2,8 +2,10 @@
 
 Loads a saved Keras 3 model, finds the Conv1DTranspose layer, runs the model on
 the user's data (the *model's* inputs) up to that layer, calibrates the formats
-(:mod:`tconv.model.calibrate`) and returns a :class:`~tconv.flow.files.Design`
-exactly like the one CONFIG.json gives, so everything downstream is shared.
+(:mod:`tconv.model.calibrate`) and returns the one fixed-point layer
+(a :class:`~tconv.model.Conv1DTransposeQ`, inside a ``KerasImport`` with its
+calibration), exactly what CONFIG.json and ``--weights`` give, so everything
+downstream is shared.
 Every problem is a one-line ``ValueError``.
 """
 
@@ -14,18 +16,17 @@ import json
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tconv.model.calibrate import STAGES
-from tconv.model.keras_import import KerasImport, find_layer, import_keras, layer_config, layer_inputs
+from tconv.model.keras_import import KerasImport, find_layer, import_keras, layer_config
 
-from .files import Design, _np_load
+from .files import np_load
 
-__all__ = ["KerasDesign", "add_keras_arguments", "check_form", "keras_design", "keras_module",
-           "load_keras_model", "load_model_inputs", "note_default_data", "parse_formats"]
+__all__ = ["add_keras_arguments", "check_form", "load_keras_layer", "keras_module", "load_keras_model",
+           "load_model_inputs", "note_default_data", "parse_formats", "load_test_inputs"]
 
 
 def keras_module():
@@ -81,7 +82,7 @@ def _check_keras_archive(path: Path) -> None:
 def load_model_inputs(path) -> np.ndarray:
     """The model's inputs from an ``.npy`` (a batch, first axis the examples)."""
     path = Path(path)
-    x = _np_load(path, ".npy")
+    x = np_load(path, ".npy")
     if isinstance(x, np.lib.npyio.NpzFile):
         x.close()
         raise ValueError(f"{path}: an .npz archive; the model's inputs must be a single array (.npy)")
@@ -185,38 +186,14 @@ def note_default_data(calibration) -> None:
               "inputs; pass --data X.npy (the model's inputs) for formats that fit your signals", file=sys.stderr)
 
 
-# ------------------------------------------------------------------ design
-@dataclass
-class KerasDesign:
-    """A Keras layer turned into a CONFIG.json-equivalent design.
-
-    Attributes
-    ----------
-    design : Design
-        Layer config, calibrated formats and array options.
-    kernel, bias : ndarray
-        The float weights (bias None without one).
-    imported : KerasImport
-        The fixed-point layer, the calibration and the layer inputs it used.
-    model : keras.Model
-    """
-
-    design: Design
-    kernel: np.ndarray
-    bias: np.ndarray | None
-    imported: KerasImport
-    model: object
-
-    def layer_inputs(self, data) -> np.ndarray:
-        """The layer's own inputs for other model inputs (e.g. test data)."""
-        return layer_inputs(self.model, self.imported.keras_layer, _batched(self.model, data))
-
-
-def keras_design(model_path, layer_name: str | None = None, *, data_path=None, width: int = 8,
-                 formats: dict | None = None, pe_count: int = 64, batch: int = 4, length: int = 32,
-                 seed: int = 0) -> KerasDesign:
+# ------------------------------------------------------------------ layer
+def load_keras_layer(model_path, layer_name: str | None = None, *, data_path=None, width: int = 8,
+                     formats: dict | None = None, batch: int = 4, length: int = 32,
+                     seed: int = 0) -> KerasImport:
     """Load ``model_path``, pick ``layer_name``, calibrate on ``data_path`` (model inputs).
 
+    Returns the :class:`~tconv.model.keras_import.KerasImport`: ``.layer`` is the
+    one :class:`~tconv.model.Conv1DTransposeQ` everything downstream uses.
     Without ``data_path`` the calibration inputs are a standard-normal batch
     (``batch`` x ``length``, ``seed``) of the layer's own inputs.
     """
@@ -235,12 +212,10 @@ def keras_design(model_path, layer_name: str | None = None, *, data_path=None, w
     else:  # the default calibration batch, refused by its options' names before it is made
         layer_config(find_layer(model, layer_name)[1]).check_data_limits(
             batch, length, what=f"--batch {batch} x --length {length}")
-    imported = import_keras(model, name=layer_name, data=x, formats=formats, width=width,
-                            data_name=str(data_path) if data_path else None, batch=batch, length=length, seed=seed)
-    q = imported.layer
-    fmts = {"input": q.input_format, "weight": q.weight_format, "output": q.output_format}
-    if q.bias_format is not None:
-        fmts["bias"] = q.bias_format
-    design = Design(q.config, fmts, {"pe_count": pe_count})
-    bias = q.bias if q.config.use_bias else None
-    return KerasDesign(design, q.kernel, bias, imported, model)
+    return import_keras(model, name=layer_name, data=x, formats=formats, width=width,
+                        data_name=str(data_path) if data_path else None, batch=batch, length=length, seed=seed)
+
+
+def load_test_inputs(imported: KerasImport, data_path) -> np.ndarray:
+    """The layer's own inputs for the model inputs in ``data_path`` (e.g. ``--test-data``)."""
+    return imported.layer_inputs(_batched(imported.model, load_model_inputs(data_path)))

@@ -23,7 +23,7 @@ import numpy as np
 from tconv.model import Conv1DTransposeQ, ErrorReport, analyze, conv1d_transpose, error_bound, sweep
 from tconv.model.analysis import check_sweep, json_number, rms, sqnr_db
 
-from .files import current_umask, write_atomic
+from tconv.hw.files import current_umask, write_atomic
 
 __all__ = ["Report", "build_report", "overflow_warning", "quantization_warning", "render_plots", "write_report",
            "PLOTS"]

@@ -9,16 +9,17 @@ half-written.
 from __future__ import annotations
 
 import io
-import re
+import logging
 
 import amaranth
 import numpy as np
 
-from .folder import write_design
 from .check import check_layer
+from .folder import check_output_folder, write_design
 from .layer import Conv1DTransposeTop
 from .manifest import GENERATOR_PACKAGE, CycleFormula
-from .verilog import convert
+from .schedule import Schedule
+from .verilog import check_module_name, convert
 
 __all__ = ["generate", "design_files", "make_test_vectors", "manifest_frame_cycles", "DEFAULT_TOP", "waivers",
            "TEST_VECTOR_LENGTHS"]
@@ -27,7 +28,7 @@ __all__ = ["generate", "design_files", "make_test_vectors", "manifest_frame_cycl
 TEST_VECTOR_LENGTHS = (8, 1, 5)
 
 DEFAULT_TOP = "tconv_conv1d_transpose"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_log = logging.getLogger(__name__)
 
 
 def waivers(top: str) -> str:
@@ -81,13 +82,16 @@ def _npz(**arrays) -> bytes:
     return buf.getvalue()
 
 
-def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = None) -> dict:
+def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) -> dict:
     """Write the design folder of ``layer_q`` into ``out_dir``: ``<top>.v``, ``ecp5/<top>_mul.v``,
     ``<top>.vlt``, ``weights.npz`` (the baked-in codes), ``test_vectors.npz`` and ``manifest.json``.
 
+    Everything is checked (module name, what the hardware can build, the output
+    folder) before anything is elaborated; the schedule is planned once, here.
     The folder is written by :func:`tconv.hw.folder.write_design`: all or nothing,
     replacing only the files of an earlier generate, refusing a non-empty folder
-    that tconv did not generate.
+    that tconv did not generate. Progress goes to the ``tconv.hw.generate``
+    logger (silent unless the application configures logging; the CLI does).
 
     Parameters
     ----------
@@ -97,7 +101,7 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
         Created if missing.
     pe_count : int
         Multipliers in the array (a power of two).
-    top_name : str, optional
+    top : str, optional
         Verilog module name (default ``tconv_conv1d_transpose``).
 
     Returns
@@ -109,23 +113,27 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top_name: str | None = Non
     ------
     ValueError
         Before anything is written, naming the field and the allowed values:
-        ``top_name``, ``array.pe_count``, ``layer.activation``, ``formats.input``,
+        ``top``, ``array.pe_count``, ``layer.activation``, ``formats.input``,
         ``formats.weight``; :class:`tconv.hw.folder.FolderError` (a ValueError) for an
         output folder it may not write.
     """
-    files, manifest = design_files(layer_q, pe_count=pe_count, top_name=top_name)
+    top = DEFAULT_TOP if top is None else check_module_name(top, "top (--top)")
+    schedule = check_layer(layer_q, pe_count)
+    check_output_folder(out_dir)
+    _log.info("elaborating %d-PE array and writing Verilog ...", pe_count)
+    files, manifest = design_files(layer_q, schedule, top=top)
     write_design(out_dir, files, manifest)
     manifest["files"] = sorted(files)
     return manifest
 
 
-def design_files(layer_q, *, pe_count: int = 64, top_name: str | None = None) -> tuple[dict[str, bytes], dict]:
-    """The files of ``layer_q``'s design folder in memory, ``({relative path: bytes}, manifest)``."""
-    top = DEFAULT_TOP if top_name is None else top_name
-    if not isinstance(top, str) or not _IDENT.match(top):
-        raise ValueError(f"top_name must be a Verilog identifier (letters, digits, '_', not starting "
-                         f"with a digit), got {top!r}")
-    sch = check_layer(layer_q, pe_count)
+def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tuple[dict[str, bytes], dict]:
+    """The files of ``layer_q``'s design folder in memory, ``({relative path: bytes}, manifest)``.
+
+    ``schedule`` is the layer's mapping from :func:`tconv.hw.check.check_layer`.
+    """
+    check_module_name(top)
+    sch = schedule
     design = Conv1DTransposeTop(layer_q, sch, mul_cell=f"{top}_mul")
     cell = design.core.multiplier_cell
     verilog_text = convert(design, name=top) + "\n" + cell.generic_verilog()

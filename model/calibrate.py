@@ -40,6 +40,7 @@ import numpy as np
 from .config import LayerConfig
 from .fixedpoint import MAX_WIDTH, FixedFormat
 from .float_model import conv1d_transpose
+from .quantized import Conv1DTransposeQ
 
 __all__ = ["CalibrationPolicy", "Calibration", "StageCalibration", "calibrate", "choose_format",
            "default_input", "STAGES"]
@@ -315,8 +316,6 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
     ValueError
         For a bad policy, format, or calibration data (shape, none, too much, NaN/inf).
     """
-    from .quantized import Conv1DTransposeQ
-
     if policy is None:
         policy = CalibrationPolicy(width=width)
     if not isinstance(policy, CalibrationPolicy):

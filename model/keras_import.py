@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .calibrate import Calibration, CalibrationPolicy, calibrate
+from .calibrate import Calibration, CalibrationPolicy, calibrate, default_input
 from .config import LayerConfig
 from .quantized import ACTIVATIONS, Conv1DTransposeQ
 
-__all__ = ["KerasImport", "conv1d_transpose_layers", "find_layer", "from_keras", "import_keras",
+__all__ = ["KerasImport", "conv1d_transpose_layers", "find_layer", "import_keras",
            "is_conv1d_transpose", "layer_config", "layer_inputs", "layer_weights"]
 
 _BATCH = 256  # model inputs per forward call when running a model up to a layer
@@ -43,6 +43,8 @@ class KerasImport:
     name : str
         The layer's name (``outer/inner`` inside a nested model).
     keras_layer : keras.layers.Conv1DTranspose
+    model : keras.Model or None
+        The model it was found in (None for a standalone layer).
     """
 
     layer: Conv1DTransposeQ
@@ -50,6 +52,14 @@ class KerasImport:
     inputs: np.ndarray
     name: str
     keras_layer: object
+    model: object = None
+
+    def layer_inputs(self, data) -> np.ndarray:
+        """The layer's own float64 inputs for other data: the model's inputs (run through
+        the model up to the layer), or the layer's own inputs for a standalone layer."""
+        if self.model is None:
+            return np.asarray(data, dtype=np.float64)
+        return layer_inputs(self.model, self.keras_layer, data)
 
 
 # ------------------------------------------------------------------ layers
@@ -287,20 +297,12 @@ def import_keras(obj, *, name: str | None = None, data=None, formats=None, width
     cal = calibrate(config, kernel, bias, x, formats=formats, width=width, policy=policy, data_name=desc,
                     batch=batch, length=length, seed=seed)
     if x is None:
-        from .calibrate import default_input
         x = default_input(config, batch=batch, length=length, seed=seed)
     q = Conv1DTransposeQ(config, kernel, bias, **cal.layer_kwargs())
-    return KerasImport(q, cal, x if x.ndim == 3 else x[None], path, layer)
+    return KerasImport(q, cal, x if x.ndim == 3 else x[None], path, layer, model)
 
 
 def _count(data) -> str:
     if isinstance(data, np.ndarray):
         return f"{data.shape[0]} example(s) {data.shape}"
     return "the inputs"
-
-
-def from_keras(obj, **kwargs) -> Conv1DTransposeQ:
-    """:func:`import_keras`, returning the layer with its :class:`Calibration` as ``.calibration``."""
-    result = import_keras(obj, **kwargs)
-    result.layer.calibration = result.calibration
-    return result.layer

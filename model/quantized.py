@@ -185,51 +185,6 @@ class Conv1DTransposeQ:
                 + (f" (+{extra} for {config.activation})" if extra else "")
                 + f", more than the {MAX_WIDTH} the fixed-point model supports; narrow the input or weight formats")
 
-    @classmethod
-    def from_keras(cls, layer, *, name=None, data=None, formats=None, width=8, policy=None,
-                   **kwargs) -> Conv1DTransposeQ:
-        """The fixed-point twin of a real ``keras.layers.Conv1DTranspose``, formats calibrated.
-
-        Parameters
-        ----------
-        layer : keras.layers.Conv1DTranspose or keras.Model
-            A built layer, or a model holding it (Sequential, functional,
-            subclassed or nested); ``name`` then picks the layer and may be
-            omitted when there is only one.
-        name : str, optional
-            Layer name (``outer/inner`` inside a nested model).
-        data : array_like, optional
-            Calibration data: the model's inputs when ``layer`` is a model (the
-            model runs up to the layer), else the layer's own inputs. Default: a
-            standard-normal batch of the layer's inputs.
-        formats : mapping, optional
-            Formats to use as given (any of input, weight, bias, output); the rest
-            are calibrated.
-        width : int
-            Input and weight width; bias and output get twice as many bits.
-        policy : tconv.model.CalibrationPolicy, optional
-            Full control of the headroom policy (overrides ``width``).
-        **kwargs
-            Passed to :func:`tconv.model.keras_import.import_keras` (``batch``,
-            ``length``, ``seed`` of the default data, ``data_name``).
-
-        Returns
-        -------
-        Conv1DTransposeQ
-            With the chosen formats; its ``calibration`` attribute (a
-            :class:`tconv.model.Calibration`) says what they were chosen from.
-
-        Raises
-        ------
-        ValueError
-            For a missing name or a layer of another type (listing the
-            Conv1DTranspose layers present), an activation the datapath does not
-            support, or bad data or formats.
-        """
-        from .keras_import import from_keras
-
-        return from_keras(layer, name=name, data=data, formats=formats, width=width, policy=policy, **kwargs)
-
     def quantization_overflows(self) -> dict[str, dict]:
         """How many of this layer's own weights and bias overflowed their formats.
 

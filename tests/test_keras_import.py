@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tconv.flow.cli import main
-from tconv.model import ACTIVATIONS, Conv1DTransposeQ, conv1d_transpose, import_keras
+from tconv.model import ACTIVATIONS, conv1d_transpose, import_keras
 
 pytestmark = [pytest.mark.keras,
               # Keras 3.15's own numpy conversions, not tconv's.
@@ -69,7 +69,8 @@ def test_config_and_weights_round_trip_exactly(keras, cfg, data_format, activati
     rng = np.random.default_rng(len(CASES))
     layer = make_layer(keras, rng, **cfg, data_format=data_format, activation=activation)
     obj = wrap(keras, layer, container)
-    q = Conv1DTransposeQ.from_keras(obj, name=None if container == "standalone" else layer.name)
+    imported = import_keras(obj, name=None if container == "standalone" else layer.name)
+    q = imported.layer
     kc = layer.get_config()
     expected = {k: (v[0] if isinstance(v, (tuple, list)) else v) for k, v in kc.items()
                 if k in ("filters", "kernel_size", "strides", "padding", "output_padding", "dilation_rate",
@@ -89,7 +90,7 @@ def test_config_and_weights_round_trip_exactly(keras, cfg, data_format, activati
                          output_padding=c.output_padding, dilation_rate=c.dilation_rate,
                          data_format=c.data_format, activation=c.activation)
     np.testing.assert_allclose(y, np.asarray(layer(x)), rtol=1e-5, atol=1e-5)
-    assert q.calibration.default_data and q.calibration.formats["input"].width == 8
+    assert imported.calibration.default_data and imported.calibration.formats["input"].width == 8
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +120,7 @@ def test_layer_inside_nested_model_gets_its_own_inputs(keras, nested):
     from tconv.model import analyze
     assert set(analyze(result.layer, result.inputs).overflow.values()) == {0}
     # The bare name works when unambiguous; Python and the given name agree.
-    q = Conv1DTransposeQ.from_keras(model, name="up", data=x)
-    assert q.calibration.formats == result.calibration.formats
+    assert import_keras(model, name="up", data=x).calibration.formats == result.calibration.formats
 
 
 def test_channels_first_model_inputs(keras):
@@ -142,7 +142,7 @@ def test_channels_first_model_inputs(keras):
 ])
 def test_bad_names_list_the_layers_present(nested, name, message):
     with pytest.raises(ValueError) as info:
-        Conv1DTransposeQ.from_keras(nested[0], name=name)
+        import_keras(nested[0], name=name)
     assert str(info.value) == message or str(info.value).startswith(message)
     assert "\n" not in str(info.value)
 
@@ -155,21 +155,21 @@ def test_bad_layers(keras):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="activation 'tanh' has no exact fixed-point form; the fixed-point model "
                                          "and the hardware support: linear, relu, relu6, leaky_relu"):
-        Conv1DTransposeQ.from_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation="tanh"))
+        import_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation="tanh"))
     with pytest.raises(ValueError, match="custom activation function; the fixed-point model and the hardware "
                                          "support: linear"):
-        Conv1DTransposeQ.from_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation=_double))
+        import_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation=_double))
     with pytest.raises(ValueError, match="'fresh' is not built, so it has no weights yet"):
-        Conv1DTransposeQ.from_keras(keras.layers.Conv1DTranspose(1, 2, name="fresh"))
+        import_keras(keras.layers.Conv1DTranspose(1, 2, name="fresh"))
     with pytest.raises(ValueError, match="expected a keras.layers.Conv1DTranspose or a Keras model holding one, "
                                          "got Dense"):
-        Conv1DTransposeQ.from_keras(keras.layers.Dense(2))
+        import_keras(keras.layers.Dense(2))
     only_dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
     with pytest.raises(ValueError, match=r"the model has no Conv1DTranspose layer \(layers: d\)"):
-        Conv1DTransposeQ.from_keras(only_dense)
+        import_keras(only_dense)
     with pytest.raises(ValueError, match="running the model on the data failed"):
         model = wrap(keras, make_layer(keras, rng, filters=1, kernel_size=2, name="u"), "functional")
-        Conv1DTransposeQ.from_keras(model, data=np.zeros((2, LENGTH, C_IN + 1), "float32"))
+        import_keras(model, data=np.zeros((2, LENGTH, C_IN + 1), "float32"))
 
 
 # ------------------------------------------------------------------ command line
@@ -205,9 +205,8 @@ def test_analyze_keras_writes_the_report(saved, tmp_path, capsys):
                                                               "error_histogram.png", "trace.png"}
     # Same formats as the Python import on the same data.
     import keras
-    q = Conv1DTransposeQ.from_keras(keras.saving.load_model(saved / "model.keras"), name="up",
-                                    data=np.load(saved / "x.npy"))
-    assert rep["calibration"]["formats"] == {k: str(v) for k, v in q.calibration.formats.items()}
+    imported = import_keras(keras.saving.load_model(saved / "model.keras"), name="up", data=np.load(saved / "x.npy"))
+    assert rep["calibration"]["formats"] == {k: str(v) for k, v in imported.calibration.formats.items()}
 
 
 def test_analyze_keras_without_data_says_so(saved, capsys):

@@ -19,9 +19,8 @@ import random
 import numpy as np
 import pytest
 
-from tconv.flow.files import Design
-from tconv.flow.generate import generate_design
-from tconv.model import OVERFLOW_MODES, QUANTIZATION_MODES, FixedFormat, LayerConfig
+from tconv.hw.generate import generate
+from tconv.model import OVERFLOW_MODES, QUANTIZATION_MODES, Conv1DTransposeQ, FixedFormat, LayerConfig
 from tconv.model.quantized import ACTIVATIONS
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import random_frames, simulate
@@ -36,8 +35,8 @@ def _fmt(rng: random.Random, kind: str, width: int, integer: int) -> FixedFormat
                        overflow=rng.choice(OVERFLOW_MODES))
 
 
-def random_design(seed: int) -> tuple[Design, np.ndarray, np.ndarray | None, list[int]]:
-    """A layer the hardware accepts, float weights for it and three frame lengths."""
+def random_design(seed: int) -> tuple[Conv1DTransposeQ, int, list[int]]:
+    """A layer the hardware accepts (with float weights), its PE count and three frame lengths."""
     rng = random.Random(seed)
     while True:
         kernel_size = rng.choice([1, 2, 3, 4, 5, 7, 8, 16])
@@ -69,12 +68,14 @@ def random_design(seed: int) -> tuple[Design, np.ndarray, np.ndarray | None, lis
     kernel = nrng.normal(0, 0.5, (kernel_size, filters, in_channels))
     bias = nrng.normal(0, 1, filters) if cfg.use_bias else None
     lengths = [rng.choice([1, 2, 3, 5, 9, 17]) for _ in range(3)]
-    return Design(cfg, formats, {"pe_count": pe_count}), kernel, bias, lengths
+    layer = Conv1DTransposeQ(cfg, kernel, bias, input_format=formats["input"], weight_format=formats["weight"],
+                             bias_format=formats.get("bias"), output_format=formats["output"])
+    return layer, pe_count, lengths
 
 
 def _generate(root, seed: int):
-    design, kernel, bias, lengths = random_design(seed)
-    generate_design(design, kernel, bias, root / f"seed{seed}", log=lambda *_: None)
+    layer, pe_count, lengths = random_design(seed)
+    generate(layer, root / f"seed{seed}", pe_count=pe_count)
     return root / f"seed{seed}", lengths
 
 
@@ -99,8 +100,9 @@ def test_random_layer_matches_model(designs, seed, simulator):
 
 def test_random_designs_vary():
     """The generator really spreads over the space (so the few seeds of make test are not all alike)."""
-    drawn = [random_design(seed)[0] for seed in range(40)]
-    assert len({d.layer.strides for d in drawn}) >= 4 and len({d.layer.activation for d in drawn}) == 4
-    assert {d.layer.padding for d in drawn} == {"valid", "same"}
-    assert len({d.array["pe_count"] for d in drawn}) >= 6
-    assert any(d.layer.in_channels > d.array["pe_count"] for d in drawn)
+    drawn = [random_design(seed)[:2] for seed in range(40)]
+    configs = [layer.config for layer, _ in drawn]
+    assert len({c.strides for c in configs}) >= 4 and len({c.activation for c in configs}) == 4
+    assert {c.padding for c in configs} == {"valid", "same"}
+    assert len({pe for _, pe in drawn}) >= 6
+    assert any(layer.config.in_channels > pe for layer, pe in drawn)

@@ -12,9 +12,8 @@ import functools
 import numpy as np
 import pytest
 
-from tconv.flow.files import Design
-from tconv.flow.generate import generate_design
-from tconv.model import FixedFormat, LayerConfig
+from tconv.hw.generate import generate
+from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, random_layer
 from tconv.sim.runner import random_frames, simulate
 from tconv.sim.design import GeneratedDesign
 
@@ -62,24 +61,23 @@ def _make_design(root, name: str, *, corrupt: bool = False):
     layer, fmt_over, pe_count, _ = CONFIGS[name]
     cfg = LayerConfig(**layer)
     formats = {k: FixedFormat.parse(v) for k, v in {**FMT, **fmt_over}.items() if k != "bias" or cfg.use_bias}
-    rng = np.random.default_rng(len(name))
-    wf = formats["weight"]
-    kernel = rng.uniform(wf.min_value, wf.max_value, (cfg.kernel_size, cfg.filters, cfg.in_channels))
-    bias = rng.uniform(-4, 4, cfg.filters) if cfg.use_bias else None
+    layer = random_layer(cfg, formats, seed=len(name))
+    kernel, bias, wf = layer.kernel, (layer.bias if cfg.use_bias else None), layer.weight_format
     out = root / (name + ("-corrupt" if corrupt else ""))
-    design = Design(cfg, formats, {"pe_count": pe_count})
     if corrupt:
         # One PE's weight one LSB off in the hardware, the model keeping the true weights.
         k = kernel.copy()
         k[0, 0, 0] = wf.dequantize(wf.quantize(k[0, 0, 0]) + (1 if wf.quantize(k[0, 0, 0]) < wf.max_code else -1))
-        generate_design(design, k, bias, out, log=lambda *_: None)
+        generate(Conv1DTransposeQ(cfg, k, bias, input_format=layer.input_format, weight_format=wf,
+                                  bias_format=layer.bias_format, output_format=layer.output_format),
+                 out, pe_count=pe_count)
         true_codes = wf.quantize(kernel)
         with np.load(out / "weights.npz") as w:
             saved = dict(w)
         saved["kernel_codes"], saved["kernel"] = true_codes, kernel
         np.savez(out / "weights.npz", **saved)
     else:
-        generate_design(design, kernel, bias, out, log=lambda *_: None)
+        generate(layer, out, pe_count=pe_count)
     return out
 
 

@@ -17,9 +17,8 @@ import shutil
 import numpy as np
 import pytest
 
-from tconv.flow.files import Design
-from tconv.flow.generate import generate_design
-from tconv.model import FixedFormat, LayerConfig
+from tconv.hw.generate import generate
+from tconv.model import LayerConfig, random_layer
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import simulate
 from tconv.sim.tb_soak import soak_frames
@@ -54,13 +53,8 @@ def _require(simulator: str) -> None:
 def _generate(root, name: str):
     layer, fmts, pe = CONFIGS[name]
     cfg = LayerConfig(**layer)
-    formats = {k: FixedFormat.parse(v) for k, v in fmts.items()}
-    rng = np.random.default_rng(11)
-    wf = formats["weight"]
-    kernel = rng.uniform(wf.min_value, wf.max_value, (cfg.kernel_size, cfg.filters, cfg.in_channels))
-    bias = rng.uniform(-3, 3, cfg.filters)
     out = root / name
-    generate_design(Design(cfg, formats, {"pe_count": pe}), kernel, bias, out, log=lambda *_: None)
+    generate(random_layer(cfg, fmts, seed=11, bias_range=(-3, 3)), out, pe_count=pe)
     return out
 
 

