@@ -31,7 +31,7 @@ import numpy as np
 from tconv.model import Conv1DTransposeQ, LayerConfig, random_layer
 
 __all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "bench_layer", "run_bench", "to_markdown", "to_text",
-           "zero_insertion_utilization", "subkernel_utilization", "useful_pairs"]
+           "zero_insertion_utilization", "subkernel_utilization", "apytypes_forward"]
 
 #: docs/contract.md's benchmark layers (channels_last, batch 1).
 BENCH_LAYERS = {
@@ -60,31 +60,23 @@ def bench_layer(name: str, seed: int = 0) -> Conv1DTransposeQ:
     return random_layer(cfg, BENCH_FORMATS, seed=seed, kernel_range=(-1.0, 1.0), bias_range=(-4.0, 4.0))
 
 
-def useful_pairs(cfg: LayerConfig, length: int) -> int:
-    """(step, tap) pairs whose product lands inside the cropped output window."""
-    pos = (np.arange(length)[:, None] * cfg.strides + np.arange(cfg.kernel_size)[None, :] * cfg.dilation_rate
-           - cfg.crop_left)
-    return int(((pos >= 0) & (pos < cfg.output_length(length))).sum())
-
-
 def zero_insertion_utilization(cfg: LayerConfig, length: int) -> float:
     """Useful share of the MACs of a zero-insertion design: the input upsampled with
     ``strides - 1`` zeros and convolved densely with the dilated kernel, so each
     output position costs ``Keff`` taps (zeros included)."""
-    return useful_pairs(cfg, length) / (cfg.output_length(length) * cfg.keff)
+    return cfg.useful_pairs(length) / (cfg.output_length(length) * cfg.keff)
 
 
 def subkernel_utilization(cfg: LayerConfig, length: int) -> float:
     """Useful share of the MACs of a stride-phase (sub-kernel) design: each output
     phase convolves the input with its sub-kernel, padded to ``ceil(kernel_size /
     strides)`` taps; dilation is an address stride, so no zero tap is computed."""
-    return useful_pairs(cfg, length) / (cfg.output_length(length) * math.ceil(cfg.kernel_size / cfg.strides))
+    return cfg.useful_pairs(length) / (cfg.output_length(length) * math.ceil(cfg.kernel_size / cfg.strides))
 
 
 def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict]:
-    from tconv.sim.runner import simulate
-
     from tconv.hw.generate import generate
+    from tconv.sim.runner import simulate
 
     rows = []
     for name in BENCH_LAYERS:
@@ -115,7 +107,7 @@ def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:
     for pe in pe_counts:
         out = work / f"fpga-{FPGA_LAYER}-{pe}"
         generate(bench_layer(FPGA_LAYER), out, pe_count=pe)
-        for r in synthesize(out, speeds=speeds, seed=seed, log=lambda msg: log(f"[fpga] {pe} PEs: {msg}")):
+        for r in synthesize(out, speeds=speeds, seed=seed, log=lambda msg, pe=pe: log(f"[fpga] {pe} PEs: {msg}")):
             row = {"device": r.device, "speed": r.speed, "pe_count": pe, "layer": FPGA_LAYER,
                    "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff, "mult18": r.mult18, "ebr": r.ebr,
                    "seed": seed}
@@ -133,7 +125,7 @@ def _best_time(fn, repeats: int) -> float:
     return best
 
 
-def _apytypes_forward(q: Conv1DTransposeQ, codes: np.ndarray):
+def apytypes_forward(q: Conv1DTransposeQ, codes: np.ndarray):
     """The same fixed-point layer computed with apytypes' exact fixed-point arrays."""
     import apytypes as apy
 
@@ -211,13 +203,13 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
     with _one_blas_thread():
         tconv_s = _best_time(lambda: q.forward_int(codes), repeats)
     log("[model] apytypes, same fixed-point computation ...")
-    apy_out = _apytypes_forward(q, codes)
+    apy_out = apytypes_forward(q, codes)
     # Same integers out, or the comparison would be meaningless.
     apy_codes = np.asarray(apy_out.to_bits(), dtype=np.int64)
     of = q.output_format
     apy_codes = np.where(apy_codes >= 1 << (of.width - 1), apy_codes - (1 << of.width), apy_codes)
     same = bool(np.array_equal(apy_codes, q.forward_int(codes)))
-    apy_s = _best_time(lambda: _apytypes_forward(q, codes), max(1, repeats // 2))
+    apy_s = _best_time(lambda: apytypes_forward(q, codes), max(1, repeats // 2))
     return {"layer": name, "batch": batch, "tconv_s": round(tconv_s, 5), "keras_s": round(keras_s, 5),
             "ratio_vs_keras": round(tconv_s / keras_s, 3), "apytypes_s": round(apy_s, 5),
             "speedup_vs_apytypes": round(apy_s / tconv_s, 2), "apytypes_bit_exact": same,
@@ -225,9 +217,8 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
 
 
 def bench_sim(work: Path, *, log, layer: str = "odd-stride", pe_count: int = 64) -> list[dict]:
-    from tconv.sim.runner import simulate
-
     from tconv.hw.generate import generate
+    from tconv.sim.runner import simulate
 
     out = work / f"sim-{layer}-{pe_count}"
     generate(bench_layer(layer), out, pe_count=pe_count)

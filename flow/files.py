@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tconv.hw.manifest import MAX_PE_COUNT
+from tconv.hw.schedule import check_pe_count
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig
 
 __all__ = ["ConfigFile", "ARRAY_KEYS", "load_config", "load_weights", "load_data", "np_load"]
@@ -59,10 +59,7 @@ def array_options(array: dict, where: str = "array") -> dict:
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(ARRAY_KEYS)}")
     opts = {**ARRAY_KEYS, **array}
-    pe = opts["pe_count"]
-    if isinstance(pe, bool) or not isinstance(pe, int) or pe < 1 or pe & (pe - 1) or pe > MAX_PE_COUNT:
-        raise ValueError(f"{where}.pe_count must be a power of two from 1 to {MAX_PE_COUNT} (1, 2, 4, ... 64 ...), "
-                         f"got {pe!r}")
+    check_pe_count(opts["pe_count"], f"{where}.pe_count")
     return opts
 
 

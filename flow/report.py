@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tconv.hw.files import current_umask, write_atomic
 from tconv.model import Conv1DTransposeQ, ErrorReport, analyze, conv1d_transpose, error_bound, sweep
 from tconv.model.analysis import check_sweep, json_number, rms, sqnr_db
-
-from tconv.hw.files import current_umask, write_atomic
 
 __all__ = ["Report", "build_report", "overflow_warning", "quantization_warning", "render_plots", "write_report",
            "PLOTS"]

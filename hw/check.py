@@ -7,8 +7,9 @@ planned twice).
 
 from __future__ import annotations
 
+from .multiplier import DSP_OPERAND_BITS as MAX_OPERAND_BITS
 from .postprocess import check_activation
-from .schedule import MAX_OPERAND_BITS, Schedule
+from .schedule import Schedule
 
 __all__ = ["check_layer"]
 

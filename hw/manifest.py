@@ -20,13 +20,13 @@ from typing import Any
 
 from tconv.model import FixedFormat, LayerConfig
 
+from .schedule import MAX_PE_COUNT
+
 __all__ = ["CycleFormula", "ManifestError", "check_manifest", "check_relative_path", "GENERATOR_PACKAGE",
            "MAX_BUS_WIDTH", "MAX_PE_COUNT"]
 
 #: The ``generator.package`` of every manifest tconv writes: how generate knows a folder is its own.
 GENERATOR_PACKAGE = "tconv.hw"
-#: Largest ``array.pe_count`` (also the limit of CONFIG.json's array.pe_count).
-MAX_PE_COUNT = 65536
 #: Widest AXI4-Stream bus a manifest may declare: 65536 channels of 62-bit codes.
 MAX_BUS_WIDTH = 65536 * 62
 #: Largest coefficient of a cycle formula: far above any real design (2**40 cycles per step).

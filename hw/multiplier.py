@@ -53,7 +53,7 @@ class MultiplierCell:
     p_width: int
 
     @classmethod
-    def for_shapes(cls, name: str, x_shape: Shape, w_shape: Shape) -> "MultiplierCell":
+    def for_shapes(cls, name: str, x_shape: Shape, w_shape: Shape) -> MultiplierCell:
         x_shape, w_shape = Shape.cast(x_shape), Shape.cast(w_shape)
         return cls(name, x_shape.width + (not x_shape.signed), w_shape.width + (not w_shape.signed),
                    x_shape.width + w_shape.width)

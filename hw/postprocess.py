@@ -10,21 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Mux, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from tconv.model.quantized import ACTIVATIONS, LEAKY_SLOPE_FRAC
+from tconv.model.fixed_activations import (
+    ACTIVATIONS,
+    LEAKY_SLOPE_CODE,
+    LEAKY_SLOPE_FRAC,
+    activation_extra_bits,
+    activation_frac,
+)
 
-__all__ = ["Activation", "Requantize", "ACTIVATIONS", "activation_frac", "activation_width",
-           "Narrowing", "narrowing", "narrow"]
-
-_LEAKY_SLOPE = 0.2
-
-
-def leaky_slope_code() -> int:
-    """Keras' slope 0.2 with ``LEAKY_SLOPE_FRAC`` fractional bits, as the model rounds it."""
-    return round(_LEAKY_SLOPE * (1 << LEAKY_SLOPE_FRAC))
+__all__ = ["Activation", "Requantize", "activation_width", "check_activation", "Narrowing", "narrowing", "narrow"]
 
 
 def check_activation(name: str) -> None:
@@ -33,22 +31,9 @@ def check_activation(name: str) -> None:
                          f"supported: {', '.join(ACTIVATIONS)}")
 
 
-def activation_frac(name: str, acc_frac: int) -> int:
-    """Fractional bits of the activation's result (same rule as the model)."""
-    if name == "leaky_relu":
-        return acc_frac + LEAKY_SLOPE_FRAC
-    if name == "relu6":
-        return max(acc_frac, 0)
-    return acc_frac
-
-
 def activation_width(name: str, acc_width: int, acc_frac: int) -> int:
     """Signed width that holds every activation result of a ``acc_width``-bit accumulator."""
-    if name == "leaky_relu":
-        return acc_width + LEAKY_SLOPE_FRAC
-    if name == "relu6":
-        return acc_width + max(-acc_frac, 0)
-    return acc_width
+    return acc_width + activation_extra_bits(name, acc_frac)
 
 
 @dataclass(frozen=True)
@@ -153,7 +138,7 @@ class Activation(wiring.Component):
             six = 6 << max(self._acc_frac, 0)
             result = Mux(shifted[-1], 0, Mux(shifted > six, six, shifted))
         else:  # leaky_relu
-            result = Mux(v[-1], v * leaky_slope_code(), v << LEAKY_SLOPE_FRAC)
+            result = Mux(v[-1], v * LEAKY_SLOPE_CODE, v << LEAKY_SLOPE_FRAC)
         if self._drop:
             result = result.as_signed() >> self._drop
         if self._keep is not None:

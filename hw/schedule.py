@@ -33,10 +33,19 @@ from dataclasses import dataclass, field
 
 from tconv.model import geometry
 
-__all__ = ["Schedule", "next_pow2", "MAX_OPERAND_BITS", "pipeline_latencies", "LUT_ROM_WORDS"]
+__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "LUT_ROM_WORDS"]
 
-#: Widest two's-complement operand of one ECP5 MULT18X18D (one PE).
-MAX_OPERAND_BITS = 18
+#: Largest ``array.pe_count`` tconv builds or accepts in a manifest.
+MAX_PE_COUNT = 65536
+
+
+def check_pe_count(pe_count, where: str = "array.pe_count") -> int:
+    """``pe_count`` if it is a power of two from 1 to `MAX_PE_COUNT`, else a ValueError naming ``where``."""
+    if isinstance(pe_count, bool) or not isinstance(pe_count, int) or not 1 <= pe_count <= MAX_PE_COUNT \
+            or pe_count & (pe_count - 1):
+        raise ValueError(f"{where} must be a power of two from 1 to {MAX_PE_COUNT} (1, 2, 4, ... 64 ...), "
+                         f"got {pe_count!r}")
+    return pe_count
 
 
 def next_pow2(n: int) -> int:
@@ -183,10 +192,7 @@ class Schedule:
         ValueError
             If ``pe_count`` is not a power of two >= 1 or ``in_channels`` is unset.
         """
-        if isinstance(pe_count, bool) or not isinstance(pe_count, int) or pe_count < 1 \
-                or pe_count & (pe_count - 1):
-            raise ValueError(f"array.pe_count must be a power of two >= 1 (1, 2, 4, ..., 64, ...), "
-                             f"got {pe_count!r}")
+        check_pe_count(pe_count)
         if not getattr(config, "in_channels", None):
             raise ValueError("layer.in_channels must be a positive integer to plan the hardware")
         return cls(in_channels=config.in_channels, filters=config.filters,
@@ -447,16 +453,20 @@ class Schedule:
         exceptions = {L: v for L, v in c.items() if v != per_step * L + offset}
         text = f"{per_step}*L {'-' if offset < 0 else '+'} {abs(offset)}"
         if exceptions:
-            text += " for L >= {}".format(max(exceptions) + 1)
+            text += f" for L >= {max(exceptions) + 1}"
             text += "; " + ", ".join(f"L={L}: {v}" for L, v in sorted(exceptions.items()))
         return text, per_step, offset, exceptions
 
-    def useful_macs(self, length: int) -> int:
+    def frame_macs(self, length: int) -> int:
+        """Every product of a ``length``-step frame (``length x kernel_size x filters x
+        in_channels``), the ones ``same`` padding crops away included."""
         return length * self.kernel_size * self.filters * self.in_channels
 
     def utilization(self, length: int) -> float:
-        """MAC utilization of one isolated frame (docs/contract.md's definition)."""
-        return self.useful_macs(length) / (self.pe_count * self.frame_cycles(length))
+        """Products per PE-cycle of one isolated frame: `frame_macs` / (PEs x cycles). It
+        counts cropped products too, so it is at least docs/contract.md's MAC utilization
+        (``LayerConfig.useful_macs``), and equal for ``valid`` padding."""
+        return self.frame_macs(length) / (self.pe_count * self.frame_cycles(length))
 
     def summary(self) -> dict:
         """The manifest's ``array`` entries."""

@@ -13,31 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.sim import Simulator
 
+from .bus import pack_beat, unpack_beat
 from .check import check_layer
 from .layer import Conv1DTransposeTop
 
-__all__ = ["SimResult", "simulate", "pack_codes", "unpack_codes"]
-
-
-def pack_codes(codes, width: int) -> int:
-    """Codes (element 0 lowest) to one bus word of ``width``-bit two's-complement fields."""
-    mask = (1 << width) - 1
-    word = 0
-    for n, v in enumerate(codes):
-        word |= (int(v) & mask) << (n * width)
-    return word
-
-
-def unpack_codes(word: int, count: int, width: int, signed: bool) -> list[int]:
-    """Inverse of :func:`pack_codes`."""
-    mask = (1 << width) - 1
-    out = []
-    for n in range(count):
-        v = (word >> (n * width)) & mask
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        out.append(v)
-    return out
+__all__ = ["SimResult", "simulate"]
 
 
 @dataclass
@@ -81,7 +61,7 @@ def simulate(layer_q, frames, *, pe_count: int = 8, seed: int = 0, in_gap: float
     for x in frames:
         x = np.asarray(x)
         for i, step in enumerate(x):
-            beats.append((pack_codes(step, xf.width), int(i == len(x) - 1)))
+            beats.append((pack_beat(step, xf.width), int(i == len(x) - 1)))
         expected += cfg.output_length(len(x))
     rng = np.random.default_rng(seed)
     if max_cycles is None:
@@ -145,7 +125,7 @@ def simulate(layer_q, frames, *, pe_count: int = 8, seed: int = 0, in_gap: float
         sim.run()
 
     # Split at tlast and check it sits exactly on each frame's last beat.
-    codes = [unpack_codes(d, cfg.filters, of.width, of.signed) for d, _ in outputs]
+    codes = [unpack_beat(d, cfg.filters, of.width, of.signed) for d, _ in outputs]
     pos = 0
     for x in frames:
         n = cfg.output_length(len(x))

@@ -13,10 +13,11 @@
 from .analysis import ErrorReport, analyze, error_bound, random_input, sweep
 from .calibrate import Calibration, CalibrationPolicy, calibrate
 from .config import LayerConfig
+from .fixed_activations import ACTIVATIONS
 from .fixedpoint import OVERFLOW_MODES, QUANTIZATION_MODES, FixedFormat
 from .float_model import conv1d_transpose
 from .keras_import import KerasImport, conv1d_transpose_layers, import_keras
-from .quantized import ACTIVATIONS, Conv1DTransposeQ, Stages, accumulator_format
+from .quantized import Conv1DTransposeQ, Stages, accumulator_format
 from .random_layers import random_layer
 
 __all__ = [

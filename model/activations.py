@@ -11,7 +11,7 @@ axis, as a Keras layer applies them to its output: the filters axis for
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,7 +23,8 @@ Activation = Callable[[np.ndarray], np.ndarray]
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 # Keras' defaults for the activations that take parameters.
-_LEAKY_SLOPE = 0.2
+#: keras.activations.leaky_relu's default negative_slope (also the fixed-point datapath's, see fixed_activations).
+LEAKY_SLOPE = 0.2
 _SHRINK_THRESHOLD = 0.5
 _SQUAREPLUS_B = 4.0
 
@@ -47,7 +48,7 @@ def relu6(x: np.ndarray) -> np.ndarray:
 
 def leaky_relu(x: np.ndarray) -> np.ndarray:
     """``x`` for ``x >= 0``, else ``0.2 * x`` (Keras' default slope)."""
-    return np.where(x >= 0, x, _LEAKY_SLOPE * x)
+    return np.where(x >= 0, x, LEAKY_SLOPE * x)
 
 
 def elu(x: np.ndarray) -> np.ndarray:

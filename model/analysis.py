@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .fixed_activations import LEAKY_SLOPE, LEAKY_SLOPE_CODE, LEAKY_SLOPE_FRAC
 from .fixedpoint import MAX_WIDTH, FixedFormat
 from .float_model import conv1d_transpose
 from .geometry import scatter_taps
-from .quantized import LEAKY_SLOPE_FRAC, Conv1DTransposeQ
+from .quantized import Conv1DTransposeQ
 
 __all__ = ["ErrorReport", "analyze", "check_sweep", "error_bound", "json_number", "random_input", "rms",
            "sqnr_db", "sweep", "sweep_stages"]
@@ -189,8 +190,8 @@ def error_bound(layer: Conv1DTransposeQ, x: np.ndarray, pre_activation: np.ndarr
         if pre_activation is None:
             pre_activation = _float_reference(layer, x)[1]
         pa = pre_activation.transpose(0, 2, 1) if cfg.data_format == "channels_first" else pre_activation
-        slope_q = layer.leaky_slope_code / (1 << LEAKY_SLOPE_FRAC)
-        bound = bound + abs(0.2 - slope_q) * np.abs(pa)
+        slope_q = LEAKY_SLOPE_CODE / (1 << LEAKY_SLOPE_FRAC)
+        bound = bound + abs(LEAKY_SLOPE - slope_q) * np.abs(pa)
     bound = bound + layer.output_format.max_rounding_error
     return bound.transpose(0, 2, 1) if cfg.data_format == "channels_first" else bound
 

@@ -340,6 +340,21 @@ class LayerConfig:
         return geometry.output_length(length, self.kernel_size, self.strides, self.padding,
                                       self.output_padding, self.dilation_rate)
 
+    def useful_pairs(self, length: int) -> int:
+        """(step, tap) pairs of a ``length``-step frame whose product lands inside the
+        cropped output window (products that ``same`` padding crops away are work, not
+        useful work)."""
+        pos = (np.arange(length)[:, None] * self.strides
+               + np.arange(self.kernel_size)[None, :] * self.dilation_rate - self.crop_left)
+        return int(((pos >= 0) & (pos < self.output_length(length))).sum())
+
+    def useful_macs(self, length: int) -> int:
+        """Useful multiply-accumulates of one ``length``-step frame: `useful_pairs`, each
+        ``filters x in_channels`` MACs (the numerator of docs/contract.md's MAC utilization)."""
+        if self.in_channels is None:
+            raise ValueError("useful_macs needs in_channels")
+        return self.useful_pairs(length) * self.filters * self.in_channels
+
     def check_limits(self) -> LayerConfig:
         """Refuse a layer too large for tconv's flows (the ``MAX_*`` limits of this module).
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from .calibrate import Calibration, CalibrationPolicy, calibrate, default_input
 from .config import LayerConfig
-from .quantized import ACTIVATIONS, Conv1DTransposeQ
+from .fixed_activations import ACTIVATIONS
+from .quantized import Conv1DTransposeQ
 
 __all__ = ["KerasImport", "conv1d_transpose_layers", "find_layer", "import_keras",
            "is_conv1d_transpose", "layer_config", "layer_inputs", "layer_weights"]
@@ -118,7 +119,7 @@ def find_layer(model, name: str | None = None, *, where: str = "the model"):
     """
     layers = list(_walk(model))
     if name is None:
-        found = [(p, l) for p, l in layers if is_conv1d_transpose(l)]
+        found = [(p, lay) for p, lay in layers if is_conv1d_transpose(lay)]
         if len(found) == 1:
             return found[0]
         if not found:
@@ -128,9 +129,9 @@ def find_layer(model, name: str | None = None, *, where: str = "the model"):
                          f"{', '.join(p for p, _ in found)}")
     if not isinstance(name, str) or not name:
         raise ValueError(f"the layer name must be a non-empty string, got {name!r}")
-    matches = [(p, l) for p, l in layers if p == name]
+    matches = [(p, lay) for p, lay in layers if p == name]
     if not matches:
-        matches = [(p, l) for p, l in layers if p.rsplit("/", 1)[-1] == name]
+        matches = [(p, lay) for p, lay in layers if p.rsplit("/", 1)[-1] == name]
     if not matches:
         raise ValueError(f"{where} has no layer named {name!r}; {_listing(model)}")
     if len(matches) > 1:

@@ -19,16 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import LayerConfig
+from .fixed_activations import (
+    ACTIVATIONS,
+    activate_codes,
+    activation_extra_bits,
+    activation_frac,
+)
 from .fixedpoint import MAX_WIDTH, FixedFormat
 from .geometry import scatter_taps, taps_per_output
 
-__all__ = ["Conv1DTransposeQ", "ACTIVATIONS", "LEAKY_SLOPE_FRAC", "accumulator_format", "Stages"]
+__all__ = ["Conv1DTransposeQ", "ACTIVATIONS", "accumulator_format", "Stages"]
 
-#: Activations the fixed-point datapath (and the hardware) computes exactly.
-ACTIVATIONS = ("linear", "relu", "relu6", "leaky_relu")
-#: Fractional bits of Keras' leaky_relu slope (0.2) in the fixed-point datapath.
-LEAKY_SLOPE_FRAC = 16
-_LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's default negative_slope
 # BLAS sums integers exactly in floating point while every partial sum stays
 # within the significand: 2**24 for float32, 2**53 for float64.
 _EXACT_LIMITS = ((np.float32, 1 << 24), (np.float64, 1 << 53))
@@ -176,9 +177,8 @@ class Conv1DTransposeQ:
         self.accumulator_format = accumulator_format(self.input_format, self.weight_format,
                                                      self.bias_format, self.terms)
         self.bias_shift = acc_frac - (self.bias_format.frac if self.bias_format else acc_frac)
-        self.leaky_slope_code = round(_LEAKY_SLOPE * (1 << LEAKY_SLOPE_FRAC))
         # Exact integer stages must fit int64 with a bit to spare.
-        extra = {"leaky_relu": LEAKY_SLOPE_FRAC, "relu6": max(-acc_frac, 0)}.get(config.activation, 0)
+        extra = activation_extra_bits(config.activation, acc_frac)
         if self.accumulator_format.width + extra > MAX_WIDTH:
             raise ValueError(
                 f"the accumulator needs {self.accumulator_format.width} bits"
@@ -204,12 +204,7 @@ class Conv1DTransposeQ:
     @property
     def activation_frac(self) -> int:
         """Fractional bits of the activation's exact result (input of the requantizer)."""
-        fa = self.accumulator_format.frac
-        if self.config.activation == "leaky_relu":
-            return fa + LEAKY_SLOPE_FRAC
-        if self.config.activation == "relu6":
-            return max(fa, 0)
-        return fa
+        return activation_frac(self.config.activation, self.accumulator_format.frac)
 
     def output_length(self, length: int) -> int:
         return self.config.output_length(length)
@@ -243,18 +238,9 @@ class Conv1DTransposeQ:
 
     def activate(self, acc: np.ndarray) -> np.ndarray:
         """The activation on exact accumulator values; result has ``activation_frac`` fractional bits."""
-        name = self.config.activation
-        if name == "linear":
-            return acc
-        if name == "relu":
-            return np.maximum(acc, 0)
-        if name == "relu6":
-            fa = self.accumulator_format.frac
-            if fa < 0:
-                acc = acc << np.int64(-fa)  # make 6 representable
-            return np.clip(acc, 0, 6 << max(fa, 0))
-        # leaky_relu: x for x >= 0, slope * x below, slope quantized to LEAKY_SLOPE_FRAC bits.
-        return np.where(acc >= 0, acc << np.int64(LEAKY_SLOPE_FRAC), acc * np.int64(self.leaky_slope_code))
+        if self.config.activation == "linear":
+            return acc  # no copy: callers own `acc` (see forward_int)
+        return activate_codes(self.config.activation, acc, self.accumulator_format.frac)
 
     def stages(self, codes) -> Stages:
         """Run the datapath on input codes and keep every stage."""

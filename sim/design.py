@@ -7,37 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tconv.hw.bus import pack_beats, unpack_beats
 from tconv.hw.folder import DesignFolder, FolderError
 from tconv.model import Conv1DTransposeQ
 
-__all__ = ["GeneratedDesign", "pack_words", "unpack_words"]
-
-
-def pack_words(codes: np.ndarray, width: int) -> list[int]:
-    """Rows of codes ``(steps, lanes)`` to bus words: lane 0 in the least significant bits,
-    two's complement for negative codes."""
-    mask = (1 << width) - 1
-    words = []
-    for row in np.asarray(codes, dtype=np.int64):
-        word = 0
-        for lane, code in enumerate(row.tolist()):
-            word |= (code & mask) << (lane * width)
-        words.append(word)
-    return words
-
-
-def unpack_words(words, lanes: int, width: int, signed: bool) -> np.ndarray:
-    """Bus words back to codes ``(steps, lanes)``, sign-extending when ``signed``."""
-    mask = (1 << width) - 1
-    out = np.zeros((len(words), lanes), dtype=np.int64)
-    for i, word in enumerate(words):
-        word = int(word)
-        for lane in range(lanes):
-            code = (word >> (lane * width)) & mask
-            if signed and code >> (width - 1):
-                code -= 1 << width
-            out[i, lane] = code
-    return out
+__all__ = ["GeneratedDesign"]
 
 
 @dataclass
@@ -122,12 +96,12 @@ class GeneratedDesign:
 
     def pack_inputs(self, codes: np.ndarray) -> list[int]:
         """One frame of input codes ``(L, in_channels)`` to ``s_axis_tdata`` words."""
-        return pack_words(codes, self.layer.input_format.width)
+        return pack_beats(codes, self.layer.input_format.width)
 
     def unpack_outputs(self, words) -> np.ndarray:
         """``m_axis_tdata`` words to output codes ``(L_out, filters)``."""
         fmt = self.layer.output_format
-        return unpack_words(words, self.layer.config.filters, fmt.width, fmt.signed)
+        return unpack_beats(words, self.layer.config.filters, fmt.width, fmt.signed)
 
     def expected_frame(self, codes: np.ndarray) -> np.ndarray:
         """The model's output codes for one frame, channels_last ``(L_out, filters)``."""

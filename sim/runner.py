@@ -87,15 +87,8 @@ _RESULT_KEYS = {"frames", "beats_in", "beats_out", "expected_beats_out", "mismat
 
 
 def useful_macs(layer, length: int) -> int:
-    """Multiplications that reach the output in one frame: of the ``length x
-    kernel_size`` (step, tap) pairs, those landing inside the cropped output
-    window, each ``filters x in_channels`` MACs. Products that ``same``
-    padding crops away are work, but not useful work."""
-    c = layer.config
-    out_len = c.output_length(length)
-    pos = (np.arange(length)[:, None] * c.strides + np.arange(c.kernel_size)[None, :] * c.dilation_rate
-           - c.crop_left)
-    return int(((pos >= 0) & (pos < out_len)).sum()) * c.filters * c.in_channels
+    """``layer.config.useful_macs(length)``: the MACs of one frame that reach the output."""
+    return layer.config.useful_macs(length)
 
 
 def random_frames(design: GeneratedDesign, lengths, seed: int = 0, kind: str = "random") -> np.ndarray:

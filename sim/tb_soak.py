@@ -46,7 +46,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from tconv.sim.design import GeneratedDesign, pack_words
+from tconv.hw.bus import pack_beats
+from tconv.sim.design import GeneratedDesign
 from tconv.sim.tb_layer import pause_pattern as layer_pause_pattern
 
 CLOCK_NS = 10
@@ -116,7 +117,7 @@ def _expected_words(design: GeneratedDesign, frames: list[np.ndarray]) -> list[l
         else:
             y = design.layer.forward_int(batch)
         for j, i in enumerate(idx):
-            out[i] = pack_words(y[j], width)
+            out[i] = pack_beats(y[j], width)
     return out
 
 

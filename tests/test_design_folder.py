@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG, require_simulator
 
 from tconv.flow.cli import main
 from tconv.hw.folder import DesignFolder, FolderError, check_verilog_text
 from tconv.hw.manifest import CycleFormula, ManifestError
-
-from conftest import TINY_CONFIG, require_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = "tconv_conv1d_transpose"
@@ -49,7 +48,7 @@ def assert_clean_error(rc, err, *names):
         assert name in err, (name, err)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _inputs(root: str) -> tuple[Path, Path]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -12,14 +12,13 @@ import warnings
 
 import numpy as np
 import pytest
-
-from tconv.hw.generate import generate, manifest_frame_cycles
-from tconv.hw.check import check_layer
-from tconv.hw.testbench import pack_codes, unpack_codes
-from tconv.model import Conv1DTransposeQ
-
 from test_hw_layer import make_layer, random_frames
 from test_hw_schedule import BENCHMARKS
+
+from tconv.hw.bus import pack_beat, unpack_beat
+from tconv.hw.check import check_layer
+from tconv.hw.generate import generate, manifest_frame_cycles
+from tconv.model import Conv1DTransposeQ
 
 warnings.filterwarnings("ignore", message=".*created but never used")
 
@@ -302,7 +301,7 @@ def test_generated_verilog_runs_in_icarus(kwargs, pe, tmp_path):
     lines = []
     for x in frames:
         for i, step in enumerate(x):
-            lines.append(f"{(int(i == len(x) - 1) << iw) | pack_codes(step, xf.width):x}")
+            lines.append(f"{(int(i == len(x) - 1) << iw) | pack_beat(step, xf.width):x}")
     (tmp_path / "in.hex").write_text("\n".join(lines) + "\n")
     expected = sum(q.config.output_length(len(x)) for x in frames)
     (tmp_path / "tb.v").write_text(TB.format(iw=iw, ow=manifest["interface"]["m_axis_tdata_width"],
@@ -313,7 +312,7 @@ def test_generated_verilog_runs_in_icarus(kwargs, pe, tmp_path):
                          timeout=300)
     assert "timeout" not in run.stdout
     rows = [line.split() for line in (tmp_path / "out.txt").read_text().split("\n") if line.strip()]
-    codes = np.array([unpack_codes(int(d, 16), q.config.filters, of.width, of.signed) for d, _ in rows])
+    codes = np.array([unpack_beat(int(d, 16), q.config.filters, of.width, of.signed) for d, _ in rows])
     want = np.concatenate([q.forward_int(x) for x in frames])
     np.testing.assert_array_equal(codes, want)
     lasts = [int(last) for _, last in rows]

@@ -7,7 +7,6 @@ import itertools
 import pytest
 
 from tconv.flow.bench import BENCH_LAYERS
-
 from tconv.hw.schedule import Schedule, next_pow2
 from tconv.model import LayerConfig
 

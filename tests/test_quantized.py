@@ -7,12 +7,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from refmath import ref_quantize_fraction
 
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, accumulator_format
 from tconv.model import quantized as quantized_module
+from tconv.model.fixed_activations import LEAKY_SLOPE_FRAC
 from tconv.model.geometry import output_length
-
-from refmath import ref_quantize_fraction
 
 ACTS = ("linear", "relu", "relu6", "leaky_relu")
 
@@ -46,7 +46,8 @@ def naive_forward_int(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
         elif c.activation == "relu6":
             v = min(max(v, 0), 6)
         elif c.activation == "leaky_relu" and v < 0:
-            v = v * Fraction(q.leaky_slope_code, 2 ** quantized_module.LEAKY_SLOPE_FRAC)
+            # Keras' slope 0.2, rounded to LEAKY_SLOPE_FRAC fractional bits (the contract's rule).
+            v = v * Fraction(round(Fraction(1, 5) * 2 ** LEAKY_SLOPE_FRAC), 2 ** LEAKY_SLOPE_FRAC)
         y[idx] = ref_quantize_fraction(v, q.output_format)
     return y
 
@@ -243,11 +244,10 @@ def test_forward_int_matches_apytypes(name):
     pytest.importorskip("apytypes", reason="pip install -e '.[test]'")
     from tconv.flow import bench
 
-    design, kernel, bias = bench._design(name, 64)
-    cfg, _ = bench._config(name)
-    q = Conv1DTransposeQ(cfg, kernel, bias, **{f"{k}_format": v for k, v in design.formats.items()})
+    q = bench.bench_layer(name)
+    cfg = q.config
     codes = np.random.default_rng(1).integers(-128, 128, (2, 6, cfg.in_channels))
     of = q.output_format
-    bits = np.asarray(bench._apytypes_forward(q, codes).to_bits(), dtype=np.int64)
+    bits = np.asarray(bench.apytypes_forward(q, codes).to_bits(), dtype=np.int64)
     np.testing.assert_array_equal(np.where(bits >= 1 << (of.width - 1), bits - (1 << of.width), bits),
                                   q.forward_int(codes))

@@ -18,14 +18,12 @@ import random
 
 import numpy as np
 import pytest
+from conftest import long_run, require_simulator
 
 from tconv.hw.generate import generate
-from tconv.model import OVERFLOW_MODES, QUANTIZATION_MODES, Conv1DTransposeQ, FixedFormat, LayerConfig
-from tconv.model.quantized import ACTIVATIONS
+from tconv.model import ACTIVATIONS, OVERFLOW_MODES, QUANTIZATION_MODES, Conv1DTransposeQ, FixedFormat, LayerConfig
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import random_frames, simulate
-
-from conftest import long_run, require_simulator
 
 SEEDS = range(100, 140) if long_run() else range(3)
 

@@ -11,13 +11,12 @@ import functools
 
 import numpy as np
 import pytest
+from conftest import require_simulator
 
 from tconv.hw.generate import generate
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, random_layer
-from tconv.sim.runner import random_frames, simulate
 from tconv.sim.design import GeneratedDesign
-
-from conftest import require_simulator
+from tconv.sim.runner import random_frames, simulate
 
 SIMULATORS = ["icarus", "verilator"]
 

@@ -16,14 +16,13 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import long_run, require_simulator
 
 from tconv.hw.generate import generate
 from tconv.model import LayerConfig, random_layer
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import simulate
 from tconv.sim.tb_soak import soak_frames
-
-from conftest import long_run, require_simulator
 
 LONG = long_run()
 SIMULATORS = ["icarus", "verilator"]

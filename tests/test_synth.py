@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from tconv.flow.cli import main
-from tconv.hw.generate import generate
 from tconv.flow.synth import harness_verilog
+from tconv.hw.generate import generate
 from tconv.model import LayerConfig, random_layer
 
 
