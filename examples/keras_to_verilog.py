@@ -55,7 +55,7 @@ def build_and_train(out: Path, epochs: int, seed: int) -> tuple[Path, Path]:
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
     start = time.perf_counter()
     hist = model.fit(x[:512], y[:512], batch_size=64, epochs=epochs, verbose=0, validation_data=(x[512:], y[512:]))
-    print(f"model {model.name}: {' -> '.join(f'{l.name} ({type(l).__name__})' for l in model.layers[1:])}")
+    print(f"model {model.name}: {' -> '.join(f'{lay.name} ({type(lay).__name__})' for lay in model.layers[1:])}")
     print(f"trained {epochs} epoch(s) in {time.perf_counter() - start:.1f} s: validation MSE "
           f"{hist.history['val_loss'][0]:.4f} -> {hist.history['val_loss'][-1]:.4f} "
           f"(signal power {float(np.mean(y ** 2)):.4f})")

@@ -134,8 +134,8 @@ def _transcript() -> list[str]:
 
 def _transcript_step(n: int) -> list[str]:
     lines = _transcript()
-    start = next(i for i, l in enumerate(lines) if l.startswith(f"=== [{n}/5]"))
-    end = next((i for i, l in enumerate(lines) if i > start and l.startswith("===")), len(lines))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"=== [{n}/5]"))
+    end = next((i for i, line in enumerate(lines) if i > start and line.startswith("===")), len(lines))
     return lines[start + 1:end]
 
 
@@ -143,7 +143,7 @@ def _demo_layer_from_transcript():
     """The demo's layer as the transcript prints it: its configuration and calibrated formats,
     random weights (the cycle counts and formats do not depend on the weights)."""
     lines = _transcript()
-    cfg_dict = ast.literal_eval(next(l for l in lines if l.startswith("  layer   ")).split(None, 1)[1])
+    cfg_dict = ast.literal_eval(next(line for line in lines if line.startswith("  layer   ")).split(None, 1)[1])
     cfg = LayerConfig.from_dict(cfg_dict)
     assert cfg.to_dict() == cfg_dict, "the transcript's layer line is not what LayerConfig.to_dict() prints"
     formats = {}
@@ -183,9 +183,9 @@ def test_readme_demo_transcript_cycles_and_utilization_follow_the_schedule():
 
     lengths = list(TEST_VECTOR_LENGTHS)
     beats_out = sum(cfg.output_length(n) for n in lengths)
-    assert any(l.endswith(f": PASS - {len(lengths)} frame(s), {sum(lengths)} input beats, "
-                          f"{beats_out}/{beats_out} output beats") for l in sim), sim
-    frames = [re.match(r"  frame (\d+): L=(\d+), (\d+) cycles", l) for l in sim]
+    assert any(line.endswith(f": PASS - {len(lengths)} frame(s), {sum(lengths)} input beats, "
+                          f"{beats_out}/{beats_out} output beats") for line in sim), sim
+    frames = [re.match(r"  frame (\d+): L=(\d+), (\d+) cycles", line) for line in sim]
     frames = [m for m in frames if m]
     assert [int(m.group(2)) for m in frames] == lengths
     first = sch.frame_cycles(lengths[0])  # frame 0 meets an idle array: the model's count, exactly
@@ -211,9 +211,9 @@ def test_readme_demo_transcript_layer_lines_follow_the_model():
     counts = {"input": batch * length * cin, "weight": cfg.kernel_size * cfg.filters * cfg.in_channels,
               "bias": cfg.filters, "output": batch * cfg.output_length(length) * cfg.filters}
     for stage, n in counts.items():
-        assert any(re.match(rf"  {stage}\s+{re.escape(formats[stage])}\s.*\b{n} values", l) for l in lines), stage
+        assert any(re.match(rf"  {stage}\s+{re.escape(formats[stage])}\s.*\b{n} values", line) for line in lines), stage
     fx, fw = FixedFormat.parse(formats["input"]).frac, FixedFormat.parse(formats["weight"]).frac
-    assert any(f"fractional bits capped at Fa = {fx + fw}" in l for l in lines)
+    assert any(f"fractional bits capped at Fa = {fx + fw}" in line for line in lines)
     assert f"  outputs compared  {counts['output']}" in lines
     # "max |error| E (N output LSB)": N = E / LSB of the output format, printed as the report does
     lsb = FixedFormat.parse(formats["output"]).lsb
@@ -223,9 +223,9 @@ def test_readme_demo_transcript_layer_lines_follow_the_model():
     # the sweep's rows at the chosen widths are the headline numbers
     sqnr = _one(r"  SQNR\s+([0-9.]+) dB", "\n".join(lines), "SQNR")
     max_err = float(_one(r"  max \|error\|\s+([0-9.e-]+)", "\n".join(lines), "max error"))
-    sweep = lines[next(i for i, l in enumerate(lines) if l.startswith("bit-width sweep")):]
+    sweep = lines[next(i for i, line in enumerate(lines) if line.startswith("bit-width sweep")):]
     for stage in ("weight", "input", "output"):
-        row = next(l for l in sweep if re.match(rf"  {stage}\s+{re.escape(formats[stage])}\s+[0-9.]+ ", l))
+        row = next(line for line in sweep if re.match(rf"  {stage}\s+{re.escape(formats[stage])}\s+[0-9.]+ ", line))
         assert row.split()[2] == sqnr and row.split()[3] == f"{max_err:.4g}", row
 
 
@@ -243,9 +243,9 @@ def demo_design(tmp_path_factory):
 
 def test_readme_demo_transcript_generate_lines_are_what_generate_prints(demo_design):
     out, printed, _ = demo_design
-    quoted = [l for l in _transcript_step(4) if l and not l.startswith("$ ")]
+    quoted = [line for line in _transcript_step(4) if line and not line.startswith("$ ")]
     folder = re.match(r"wrote (\S+)/\S+\.v and ", quoted[0]).group(1)
-    assert [l.replace(str(out), folder) for l in printed] == quoted
+    assert [line.replace(str(out), folder) for line in printed] == quoted
 
 
 def test_readme_demo_transcript_simulate_lines_are_what_simulate_prints(demo_design):
@@ -255,7 +255,7 @@ def test_readme_demo_transcript_simulate_lines_are_what_simulate_prints(demo_des
 
     require_simulator("icarus")
     out, _, _ = demo_design
-    quoted = [l for l in _transcript_step(5) if l and not l.startswith("$ ") and not l.startswith("done:")]
+    quoted = [line for line in _transcript_step(5) if line and not line.startswith("$ ") and not line.startswith("done:")]
     _, printed = _cli("simulate", out, "--simulator", "icarus", "-q")
     assert printed.splitlines() == quoted
 
@@ -437,7 +437,7 @@ def test_every_manifest_key_the_docs_name_exists(demo_design):
     the fixed-point layer (`layer.accumulator_format`), and file names (`weights.npz`) are not keys."""
     _, _, manifest = demo_design
     roots = "|".join(sorted(manifest, key=len, reverse=True))
-    dotted = re.compile(r"`(?:manifest\.)?((?:%s)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`" % roots)
+    dotted = re.compile(r"`(?:manifest\.)?((?:" + roots + r")(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`")
     indexed = re.compile(r'manifest((?:\[\s*"[^"]+"\s*\])+)')
     _, _, layer = _demo_layer_from_transcript()
     checked, missing = 0, []
