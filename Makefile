@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 # Tests run on every core (pytest-xdist); override with `make test JOBS=1`.
 JOBS   ?= auto
 
-.PHONY: setup test demo iverilog clean help
+.PHONY: setup test lint demo iverilog clean help
 
 help:
 	@echo "make demo   - a small Keras model to analysed, generated and simulated Verilog, end to end"
-	@echo "make test   - run the whole test suite (sets everything up first)"
+	@echo "make test   - lint, then run the whole test suite (sets everything up first)"
+	@echo "make lint   - ruff check (the rules are in pyproject.toml)"
 	@echo "make long   - the long soak and fuzz runs (pytest --long)"
 	@echo "make setup  - create .venv, install tconv with all extras and Icarus Verilog"
 	@echo "make clean  - remove .venv and build products"
@@ -42,8 +43,12 @@ iverilog:
 		exit 1; \
 	fi
 
+# ruff (from the [lint] extra, pinned): pyflakes, pycodestyle, import order, bugbear, pyupgrade.
+lint: setup
+	$(BIN)/ruff check .
+
 # TCONV_REQUIRE_SIMULATORS: here a missing simulator fails the RTL tests instead of skipping them.
-test: setup
+test: setup lint
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
 # Long soak (10,000 frames per layer on Verilator, 3,000 on Icarus, 40 resets per port),
