@@ -13,11 +13,22 @@ from registers.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["FrameQueue", "OutputFifo", "thermometer"]
+
+
+def _word(width, shape):
+    """The shape of a queue's words (``shape``, a layout, or ``width`` bits) and its width."""
+    if (width is None) == (shape is None):
+        raise TypeError("give exactly one of width= and shape=")
+    if shape is None:
+        return width, width
+    if isinstance(shape, data.Layout):
+        return shape, shape.size
+    return shape, Shape.cast(shape).width
 
 
 def thermometer(m: Module, depth: int, inc, dec, *, name: str):
@@ -49,22 +60,24 @@ class FrameQueue(wiring.Component):
     push : In(1)
         Append ``push_data`` (the caller keeps count: at most ``depth`` entries
         besides the head).
-    push_data : In(width)
+    push_data : In(shape)
     pop : In(1)
         Drop the head (only while ``head_valid``).
     head_valid : Out(1)
-    head : Out(width)
+    head : Out(shape)
+
+    The words are ``width`` bits or of ``shape`` (e.g. a `data.StructLayout`).
     """
 
-    def __init__(self, *, width: int, depth: int):
-        self._width = width
+    def __init__(self, *, depth: int, width: int | None = None, shape=None):
+        self._shape, self._width = _word(width, shape)
         self._depth = depth
         super().__init__({
             "push": In(1),
-            "push_data": In(width),
+            "push_data": In(self._shape),
             "pop": In(1),
             "head_valid": Out(1),
-            "head": Out(width),
+            "head": Out(self._shape),
         })
 
     def elaborate(self, platform):
@@ -77,7 +90,7 @@ class FrameQueue(wiring.Component):
         rptr = Signal(range(depth))
         stored = Signal(range(depth + 1))
         head_valid = Signal()
-        head = Signal(self._width)
+        head = Signal(self._shape)
         load = (~head_valid | self.pop) & (stored != 0)
 
         def advance(ptr):
@@ -108,22 +121,24 @@ class OutputFifo(wiring.Component):
     Members
     -------
     w_en : In(1)
-    w_data : In(width)
+    w_data : In(shape)
     r_valid : Out(1)
         A word is offered (``w_en`` or a stored word: one gate from registers).
-    r_data : Out(width)
+    r_data : Out(shape)
     r_en : In(1)
         Take the word (when ``r_valid``).
+
+    The words are ``width`` bits or of ``shape`` (e.g. a `data.StructLayout`).
     """
 
-    def __init__(self, *, width: int, depth: int):
-        self._width = width
+    def __init__(self, *, depth: int, width: int | None = None, shape=None):
+        self._shape, self._width = _word(width, shape)
         self._depth = depth
         super().__init__({
             "w_en": In(1),
-            "w_data": In(width),
+            "w_data": In(self._shape),
             "r_valid": Out(1),
-            "r_data": Out(width),
+            "r_data": Out(self._shape),
             "r_en": In(1),
         })
 

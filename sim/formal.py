@@ -199,11 +199,11 @@ def fifo_invariants(verilog: str, one_row_per_beat: bool = False) -> str:
       ``<q>.produce``/``<q>.consume``): ``count <= D`` and ``count == wptr -
       rptr`` (mod D);
     * the frame descriptor queue ``<p>.frames``: the issue side's count
-      ``<p>.fq_count == stored + head_valid + <p>.push`` (the push register)
+      ``<p>.issue.fq_count == stored + head_valid + <p>.issue.push`` (the push register)
       and ``<= D``;
     * the output FIFO ``<p>.out_fifo`` in front of m_axis: ``m_axis_tvalid ==
       (count != 0)`` when ``m_axis_tvalid`` is a register, and its credit
-      counter ``<p>.reserved``: ``count <= reserved <= D``; with
+      counter ``<p>.emitter.reserved``: ``count <= reserved <= D``; with
       ``one_row_per_beat`` (``filters_per_group == 1``), ``reserved == count +``
       the valid bits of the emission pipeline ``<p>.evalid_s1..N`` (a beat
       holds its credit from its issue until the sink takes it).
@@ -234,9 +234,9 @@ def fifo_invariants(verilog: str, one_row_per_beat: bool = False) -> str:
             prefix = name[: -len("out_fifo")]
             if _reg_width(verilog, "m_axis_tvalid") == 1:
                 body.append(f"    inv_{label}_valid: assert(m_axis_tvalid == ({cnt} != {cw}'d0));")
-            rw = _reg_width(verilog, f"{prefix}reserved")
+            rw = _reg_width(verilog, f"{prefix}emitter.reserved")
             if rw is not None:
-                res = f"\\{prefix}reserved "
+                res = f"\\{prefix}emitter.reserved "
                 body.append(f"    inv_{label}_credits: assert({cnt} <= {res} && {res} <= {rw}'d{depth});")
                 stages = sorted(int(j) for j in re.findall(
                     rf"^\s*reg \\{re.escape(prefix)}evalid_s(\d+)\s", verilog, re.M))
@@ -247,14 +247,14 @@ def fifo_invariants(verilog: str, one_row_per_beat: bool = False) -> str:
                     body.append(f"    inv_{label}_reserved: assert({res} == {cnt} + {inflight});")
         if name.endswith("frames") and count_reg == "stored":
             prefix = name[: -len("frames")]
-            fw = _reg_width(verilog, f"{prefix}fq_count")
+            fw = _reg_width(verilog, f"{prefix}issue.fq_count")
             if (fw is not None and _reg_width(verilog, f"{name}.head_valid") == 1
-                    and _reg_width(verilog, f"{prefix}push") == 1):
+                    and _reg_width(verilog, f"{prefix}issue.push") == 1):
                 # Descriptors counted by the issue side = stored + the head register + the one
                 # being pushed (the push goes through a register).
-                fq = f"\\{prefix}fq_count "
+                fq = f"\\{prefix}issue.fq_count "
                 body.append(f"    inv_{label}_count: assert({fq} == {cnt} + {{{fw - 1}'d0, \\{name}.head_valid }} "
-                            f"+ {{{fw - 1}'d0, \\{prefix}push }} && {fq} <= {fw}'d{depth});")
+                            f"+ {{{fw - 1}'d0, \\{prefix}issue.push }} && {fq} <= {fw}'d{depth});")
         lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end")
     lines += _thermometer_invariants(verilog, one_row_per_beat)
     if not lines:
@@ -267,7 +267,7 @@ def _thermometer_invariants(verilog: str, one_row_per_beat: bool) -> list[str]:
 
     Each is well formed (``gt[k+1]`` implies ``gt[k]``). The output FIFO's
     ``<p>.out_fifo.count`` equals its write pointer minus its read pointer
-    (mod D); the credit count ``<p>.reserved`` is at least the FIFO's count
+    (mod D); the credit count ``<p>.emitter.reserved`` is at least the FIFO's count
     and, with ``one_row_per_beat``, equals it plus the beats in the emission
     pipeline.
     """
@@ -300,8 +300,8 @@ def _thermometer_invariants(verilog: str, one_row_per_beat: bool) -> list[str]:
                 body.append(f"    inv_{label}_pointers: assert((({total}) & {width}'d{depth - 1}) == "
                             f"(({width}'d{depth} + {ext(wp)} - {ext(rp)}) & {width}'d{depth - 1}));")
                 break
-        if f"{prefix}reserved" in counts:
-            rdepth, rwidth, rtotal = counts[f"{prefix}reserved"]
+        if f"{prefix}emitter.reserved" in counts:
+            rdepth, rwidth, rtotal = counts[f"{prefix}emitter.reserved"]
             w = max(width, rwidth) + 1
             res, cnt = f"({{{w - rwidth}'d0, {rtotal}}})", f"({{{w - width}'d0, {total}}})"
             body.append(f"    inv_{label}_credits: assert({cnt} <= {res});")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tconv.hw.check import check_layer
-from tconv.hw.layer import index_bits, select_bits
+from tconv.hw.lookup import index_bits, select_bits
 from tconv.hw.testbench import simulate
 from tconv.model import Conv1DTransposeQ, LayerConfig
 

@@ -1,0 +1,96 @@
+"""One filter group's share of an output beat: its bank words, masked, plus the bias,
+merged and passed through the activation and the output requantization."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .dot import adder_tree
+from .issue import built_tap_groups
+from .lookup import lookup, select_bits
+from .postprocess import Activation, Requantize, narrow, narrowing
+from .schedule import Schedule
+
+__all__ = ["OutputRow", "bias_table"]
+
+
+def bias_table(layer_q, sch: Schedule, gf: int) -> list[int]:
+    """Aligned bias codes of filter group ``gf``, by filter row ``fl``."""
+    out = []
+    for fl in range(sch.filters_per_group):
+        f = gf + sch.filter_groups * fl
+        out.append(int(layer_q.bias_codes[f]) << layer_q.bias_shift if f < sch.filters else 0)
+    return out
+
+
+class OutputRow(wiring.Component):
+    """Output code of filter ``gf + filter_groups * fl`` at an emitted position.
+
+    Timing (cycle 0 is the emitter's read): ``words`` (the banks' read data)
+    and ``fl`` in cycle 1, ``touched`` in cycle 2, ``o`` in cycle ``latency`` =
+    2 + ``schedule.latency.merge`` (the merge tree) + 3 (activation, requantize).
+
+    Parameters
+    ----------
+    layer_q, schedule
+        As for `Conv1DTransposeCore`.
+    gf : int
+        The filter group.
+    row_bits : list of int
+        The bits of ``fl`` that select the bias (`index_bits` of the bias tables).
+
+    Members
+    -------
+    words : In(ArrayLayout(signed(Wa), built tap groups))
+        The group's bank words at the position (read data of the banks).
+    fl : In(len(row_bits))
+        The filter row's ``row_bits``.
+    touched : In(ArrayLayout(1, built tap groups))
+        Which banks were written at the position since its slot was last
+        emitted (an untouched word is stale and counts as zero).
+    o : Out(Wo)
+        The output code.
+    """
+
+    def __init__(self, layer_q, schedule: Schedule, gf: int, row_bits: list[int]):
+        self.layer_q, self.schedule, self.gf = layer_q, schedule, gf
+        self._row_bits = list(row_bits)
+        self._taps = len(built_tap_groups(schedule))
+        self.latency = 2 + schedule.latency.merge + 3
+        wa = layer_q.accumulator_format.width
+        super().__init__({
+            "words": In(data.ArrayLayout(signed(wa), self._taps)),
+            "fl": In(len(row_bits)),
+            "touched": In(data.ArrayLayout(1, self._taps)),
+            "o": Out(layer_q.output_format.width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        q, gf = self.layer_q, self.gf
+        af, of, Wa = q.accumulator_format, q.output_format, q.accumulator_format.width
+        operands = []
+        for i in range(self._taps):
+            # The bank's read data is registered as it is (a block RAM's
+            # output register can hold it); a word the frame never touched
+            # is masked one stage later, inside the first adder.
+            qv = Signal(signed(Wa), name=f"emit_q{i}", reset_less=True)
+            m.d.sync += qv.eq(self.words[i])
+            operands.append(Mux(self.touched[i], qv, 0))
+        bias = Signal(signed(Wa), name="emit_bias", reset_less=True)
+        table = [Const(v, signed(Wa)) for v in select_bits(bias_table(q, self.schedule, gf), self._row_bits)]
+        m.d.sync += bias.eq(lookup(self.fl, table) if self._row_bits else table[0])
+        operands.append(bias)
+        nr = narrowing(q.config.activation, af.frac, of)
+        merged_width = len(narrow(Signal(signed(Wa)), nr.acc_lo, nr.acc_hi, nr.acc_sign))
+        acc = adder_tree(m, operands, signed(merged_width), name="merge",
+                         select=lambda v: narrow(v[:Wa].as_signed(), nr.acc_lo, nr.acc_hi, nr.acc_sign))
+        act = Activation(q.config.activation, acc_width=merged_width, acc_frac=af.frac - nr.acc_lo,
+                         drop_lsbs=nr.act_drop, keep_bits=nr.act_keep, keep_sign=nr.act_sign)
+        m.submodules.activation = act
+        req = Requantize(of, in_width=act.out_width, in_frac=act.out_frac)
+        m.submodules.requantize = req
+        m.d.comb += [act.i.eq(acc), req.i.eq(act.o), self.o.eq(req.o)]
+        return m
