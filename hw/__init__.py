@@ -5,8 +5,8 @@
 - :class:`Schedule`: the mapping onto the array, buffer sizes and the cycle model.
 """
 
-from .generate import generate, manifest_frame_cycles
 from .check import check_layer
+from .generate import generate, manifest_frame_cycles
 from .layer import Conv1DTransposeCore, Conv1DTransposeTop
 from .schedule import Schedule
 

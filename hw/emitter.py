@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from .counter import counter
 from .issue import bank_address_width, built_tap_groups, frame_layout, issue_tag_layout, position_width, slot_width
 from .lookup import lookup
-from .queues import thermometer
+from .queues import count_of, thermometer
 from .schedule import Schedule
 
 __all__ = ["Emitter", "emission_tag_layout"]
@@ -62,10 +62,15 @@ class Emitter(wiring.Component):
         The bank address of the row read now.
     tag : Out(emission_tag_layout(schedule, len(row_bits)))
         The row read now (``tag.valid``).
+
+    ``credits`` (beats holding an output FIFO credit: emitted or in the emission
+    pipeline, not yet taken) is an attribute driven on the ``"formal"``
+    platform only, for the core's credit invariants.
     """
 
     def __init__(self, schedule: Schedule, row_bits: list[int]):
         self.schedule = schedule
+        self.credits = Signal(range(schedule.out_fifo_depth + 1), name="credits")
         self._row_bits = list(row_bits)
         sch = schedule
         super().__init__({
@@ -78,6 +83,7 @@ class Emitter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self._platform = platform
         sch = self.schedule
         PW, AW = position_width(sch), slot_width(sch)
         free = Signal()  # the emitter releases position ep in this cycle
@@ -185,7 +191,10 @@ class Emitter(wiring.Component):
             with m.If(cefl.last):
                 m.d.comb += free.eq(1)
         reserve = em_issue & cefl.first
-        _, reserved_next = thermometer(m, sch.out_fifo_depth, reserve, self.taken, name="reserved")
+        reserved, reserved_next = thermometer(m, sch.out_fifo_depth, reserve, self.taken, name="reserved",
+                                              platform=self._platform)
+        if self._platform == "formal":
+            m.d.comb += self.credits.eq(count_of(reserved))
         efl_first_next = Mux(em_issue, cefl.last, cefl.first)
         m.d.sync += can_emit.eq(~efl_first_next | ~reserved_next[-1])
         return em_issue

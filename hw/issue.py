@@ -97,10 +97,15 @@ class IssueControl(wiring.Component):
     descriptor : Out(frame_layout(schedule))
     tag : Out(issue_tag_layout(schedule))
         The item issued in this cycle (``tag.valid``).
+
+    ``fq_count`` (frame descriptors pushed, or being pushed, and not yet popped)
+    is an attribute, not a port: the core's formal invariants compare it with
+    the frame queue's content.
     """
 
     def __init__(self, schedule: Schedule):
         self.schedule = schedule
+        self.fq_count = Signal(range(schedule.frame_queue_depth + 1), name="fq_count")
         super().__init__({
             "step_valid": In(1), "step_last": In(1), "next_last": In(1), "consume": Out(1),
             "released": In(1), "pop": In(1),
@@ -158,7 +163,7 @@ class IssueControl(wiring.Component):
         """The frame descriptor, pushed through a register when the frame's last step starts."""
         sch = self.schedule
         PW, Q = position_width(sch), sch.frame_queue_depth
-        fq_count = Signal(range(Q + 1))  # frame descriptors pushed and not yet popped
+        fq_count = self.fq_count
         push_data = Signal(frame_layout(sch), reset_less=True)
         m.d.sync += self.push.eq(push)
         with m.If(push):

@@ -18,7 +18,7 @@ the dataflow; `tconv.hw.schedule` holds every number the structure uses.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Assert, Cat, Const, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -125,7 +125,27 @@ class Conv1DTransposeCore(wiring.Component):
             ofifo.w_en.eq(beats.w_en), ofifo.w_data.eq(beats.word),
             self.o.valid.eq(ofifo.r_valid), self.o.payload.eq(ofifo.r_data), ofifo.r_en.eq(self.o.ready),
         ]
+        if platform == "formal":
+            self._invariants(m, issue, frames, emitter, ofifo, etags)
         return m
+
+    def _invariants(self, m, issue, frames, emitter, ofifo, etags) -> None:
+        """What holds between the components in every reachable state (asserted on the
+        ``"formal"`` platform; :mod:`tconv.sim.formal`'s k-induction needs them to close).
+
+        - The issue side counts a frame descriptor from its push (through a
+          register) to its pop: ``fq_count`` = the queue's entries + the push in flight.
+        - A beat holds an output FIFO credit from its first row's read until the
+          sink takes it: credits >= words in the FIFO, and with one row per beat
+          credits = words in the FIFO + beats in the emission pipeline.
+        """
+        sch = self.schedule
+        m.d.comb += [Assert(issue.fq_count == frames.held + issue.push),
+                     Assert(issue.fq_count <= sch.frame_queue_depth),
+                     Assert(ofifo.level <= emitter.credits)]
+        if sch.filters_per_group == 1:
+            inflight = sum(((et.valid & et.last_row).as_unsigned() for et in etags[1:]), Const(0, 1))
+            m.d.comb += Assert(emitter.credits == ofifo.level + inflight)
 
 
 class Conv1DTransposeTop(wiring.Component):

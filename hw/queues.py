@@ -13,11 +13,11 @@ from registers.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.hdl import Assert, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FrameQueue", "OutputFifo", "thermometer"]
+__all__ = ["FrameQueue", "OutputFifo", "thermometer", "count_of"]
 
 
 def _word(width, shape):
@@ -31,7 +31,12 @@ def _word(width, shape):
     return shape, Shape.cast(shape).width
 
 
-def thermometer(m: Module, depth: int, inc, dec, *, name: str):
+def count_of(flags):
+    """The count a list of thermometer flags stands for (their sum), for invariants."""
+    return sum((f.as_unsigned() for f in flags), Const(0, range(len(flags) + 1)))
+
+
+def thermometer(m: Module, depth: int, inc, dec, *, name: str, platform=None):
     """A count in ``0..depth`` kept as flags ``at_least[k] = count > k``, plus their next values.
 
     The count goes up by one on ``inc``, down by one on ``dec`` (both: stays);
@@ -39,6 +44,8 @@ def thermometer(m: Module, depth: int, inc, dec, *, name: str):
     of ``inc``, ``dec`` and its two neighbours, so tests such as "empty" or
     "full", and their next values, cost no adder and no comparator.
     Returns ``(flags, flags_next)``, lists of ``depth`` one-bit signals.
+    On the ``"formal"`` platform it asserts that the flags are well formed
+    (``flags[k + 1]`` implies ``flags[k]``).
     """
     flags = [Signal(name=f"{name}_gt{k}") for k in range(depth)]
     nxt = [Signal(name=f"{name}_gt{k}_next") for k in range(depth)]
@@ -49,7 +56,16 @@ def thermometer(m: Module, depth: int, inc, dec, *, name: str):
         above = flags[k + 1] if k + 1 < depth else 0
         m.d.comb += nxt[k].eq(Mux(up, below, Mux(down, above, flags[k])))
         m.d.sync += flags[k].eq(nxt[k])
+    if platform == "formal":
+        for k in range(depth - 1):
+            m.d.comb += Assert(~flags[k + 1] | flags[k])
     return flags, nxt
+
+
+def _pointer_invariant(m: Module, count, wptr, rptr, depth: int) -> None:
+    """``count`` entries between the read and the write pointer of a ring of ``depth`` slots."""
+    gap = Mux(wptr >= rptr, wptr - rptr, wptr + depth - rptr)
+    m.d.comb += [Assert(count <= depth), Assert(Mux(count == depth, wptr == rptr, gap == count))]
 
 
 class FrameQueue(wiring.Component):
@@ -67,11 +83,17 @@ class FrameQueue(wiring.Component):
     head : Out(shape)
 
     The words are ``width`` bits or of ``shape`` (e.g. a `data.StructLayout`).
+
+    On the ``"formal"`` platform it asserts its invariants (``stored <= depth``,
+    ``stored`` = write pointer - read pointer around the ring) and drives
+    ``held`` (entries stored plus the head register), for the invariants of its
+    user; elsewhere ``held`` is left undriven and drops out.
     """
 
     def __init__(self, *, depth: int, width: int | None = None, shape=None):
         self._shape, self._width = _word(width, shape)
         self._depth = depth
+        self.held = Signal(range(depth + 2), name="held")
         super().__init__({
             "push": In(1),
             "push_data": In(self._shape),
@@ -108,6 +130,9 @@ class FrameQueue(wiring.Component):
         with m.Elif(self.pop):
             m.d.sync += head_valid.eq(0)
         m.d.sync += stored.eq(stored + self.push - load)
+        if platform == "formal":
+            _pointer_invariant(m, stored, wptr, rptr, depth)
+            m.d.comb += self.held.eq(stored + head_valid)
         return m
 
 
@@ -129,11 +154,18 @@ class OutputFifo(wiring.Component):
         Take the word (when ``r_valid``).
 
     The words are ``width`` bits or of ``shape`` (e.g. a `data.StructLayout`).
+
+    On the ``"formal"`` platform it asserts that its count (thermometer flags)
+    is the distance between its pointers, and drives ``level`` (words stored),
+    for the credit invariants of its writer; elsewhere ``level`` drops out.
     """
 
     def __init__(self, *, depth: int, width: int | None = None, shape=None):
+        if depth < 1 or depth & (depth - 1):
+            raise ValueError(f"OutputFifo depth must be a power of two >= 1, got {depth}")
         self._shape, self._width = _word(width, shape)
         self._depth = depth
+        self.level = Signal(range(depth + 1), name="level")
         super().__init__({
             "w_en": In(1),
             "w_data": In(self._shape),
@@ -145,7 +177,6 @@ class OutputFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self._depth
-        assert depth & (depth - 1) == 0
         m.submodules.storage = mem = memory.Memory(shape=self._width, depth=depth, init=[])
         wport = mem.write_port()
         rport = mem.read_port(domain="comb")
@@ -153,7 +184,7 @@ class OutputFifo(wiring.Component):
         rptr = Signal(range(depth))
         store = Signal()    # the word written now stays (it is not passed straight through)
         unstore = Signal()  # the oldest stored word is taken
-        flags, _ = thermometer(m, depth, store, unstore, name="count")
+        flags, _ = thermometer(m, depth, store, unstore, name="count", platform=platform)
         stored = flags[0]
         m.d.comb += [
             store.eq(self.w_en & (stored | ~self.r_en)),
@@ -170,4 +201,7 @@ class OutputFifo(wiring.Component):
             m.d.sync += wptr.eq(wptr + 1)
         with m.If(unstore):
             m.d.sync += rptr.eq(rptr + 1)
+        if platform == "formal":
+            m.d.comb += self.level.eq(count_of(flags))
+            _pointer_invariant(m, self.level, wptr, rptr, depth)
         return m

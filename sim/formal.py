@@ -41,8 +41,11 @@ Assertions (the layer), in groups selected per task by a define
         defaults to twice the manifest's ``cycles_per_frame(max_length)``
         (idle array, sink never stalling: one frame in ``cycles_per_frame``; a
         sink ready every other cycle at most doubles the output time).
-    ``CHECK_INVARIANTS`` -- lemmas about the layer's queues, inserted into its
-        module (:func:`fifo_invariants`), so that k-induction can close.
+    Invariants (always on) -- what the layer's components state about themselves
+        and each other as Amaranth ``Assert``s on the ``"formal"`` platform
+        (``FrameQueue``, ``OutputFifo`` and ``thermometer`` in tconv.hw.queues, the
+        frame and credit counts in ``Conv1DTransposeCore._invariants``): they hold
+        in every reachable state and let k-induction close.
 
 After a reset everything in flight is dropped: the harness clears its counts,
 so a beat of an older frame coming out after a reset fails ``CHECK_COUNT``.
@@ -77,7 +80,7 @@ from pathlib import Path
 from .design import GeneratedDesign
 
 __all__ = ["SMALLEST_CONFIG", "TASKS", "FormalResult", "TaskResult", "harness_parameters", "formal_verilog",
-           "fifo_invariants",
+
            "smallest_design", "write_job", "run_formal", "default_bound", "main"]
 
 #: The smallest interesting layer: one filter, one channel, two taps, stride 2 (every output position
@@ -94,10 +97,10 @@ WRAPPER_TOP = "tconv_formal"
 #: task: (sby mode, defines, engine). ``--syn --nomem`` hands z3 a gate-level model without memories
 #: (3-5x faster bounded checks here); the induction runs on the plain word-level model.
 TASKS = {
-    "axis": ("prove", ("CHECK_AXIS", "CHECK_INVARIANTS"), "smtbmc z3"),
+    "axis": ("prove", ("CHECK_AXIS",), "smtbmc z3"),
     "count": ("bmc", ("CHECK_COUNT", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
     "progress": ("bmc", ("CHECK_PROGRESS", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
-    "prove": ("prove", ("CHECK_AXIS", "CHECK_COUNT", "CHECK_PROGRESS", "CHECK_INVARIANTS"), "smtbmc z3"),
+    "prove": ("prove", ("CHECK_AXIS", "CHECK_COUNT", "CHECK_PROGRESS"), "smtbmc z3"),
 }
 DEFAULT_TASKS = ("axis", "count", "progress")
 
@@ -154,8 +157,9 @@ def harness_parameters(design: GeneratedDesign, *, max_length: int = 3, frame_bi
             "CW": str(_width(bound + 1)), "BOUND": str(bound), "RESET_FIRST": str(int(reset == "first"))}
 
 
-def formal_verilog(design: GeneratedDesign) -> str:
-    """The design's layer as module :data:`DUT_MODULE`, elaborated for Amaranth's ``"formal"`` platform.
+def formal_verilog(design: GeneratedDesign, *, invariants: bool = True) -> str:
+    """The design's layer as module :data:`DUT_MODULE`, elaborated for Amaranth's ``"formal"``
+    platform (with the invariants its components assert; ``invariants=False``: without).
 
     It is rebuilt from the folder's weight codes, and first checked against the
     folder: elaborated for no platform, it must be the folder's Verilog word for
@@ -177,154 +181,7 @@ def formal_verilog(design: GeneratedDesign) -> str:
         raise ValueError(f"{design.folder}: {design.verilog[0].name} is not what tconv generates for the layer "
                          f"of its weights.npz and manifest (edited, or written by another tconv version); "
                          f"regenerate the folder to prove it")
-    return elaborate(DUT_MODULE, "formal")
-
-
-def _reg_width(verilog: str, name: str) -> int | None:
-    """Width of register ``\\name`` in the netlist, or None."""
-    m = re.search(rf"^\s*(?:output\s+)?reg (?:\[(\d+):0\] )?\\?{re.escape(name)}\s", verilog, re.M)
-    if m is None:
-        return None
-    return int(m.group(1)) + 1 if m.group(1) else 1
-
-
-def fifo_invariants(verilog: str, one_row_per_beat: bool = False) -> str:
-    """Assertions about the layer's queues, inserted into its module so that k-induction can close.
-
-    Recognised by their register names in the netlist (what Amaranth keeps of
-    the hierarchy), each for a power-of-two depth ``D = 2**pointer_bits``:
-
-    * a queue with a fill count (``<q>.count``, ``<q>.stored`` or ``<q>.level``)
-      and write/read pointers (``<q>.wport__addr``/``<q>.rport__addr`` or
-      ``<q>.produce``/``<q>.consume``): ``count <= D`` and ``count == wptr -
-      rptr`` (mod D);
-    * the frame descriptor queue ``<p>.frames``: the issue side's count
-      ``<p>.issue.fq_count == stored + head_valid + <p>.issue.push`` (the push register)
-      and ``<= D``;
-    * the output FIFO ``<p>.out_fifo`` in front of m_axis: ``m_axis_tvalid ==
-      (count != 0)`` when ``m_axis_tvalid`` is a register, and its credit
-      counter ``<p>.emitter.reserved``: ``count <= reserved <= D``; with
-      ``one_row_per_beat`` (``filters_per_group == 1``), ``reserved == count +``
-      the valid bits of the emission pipeline ``<p>.evalid_s1..N`` (a beat
-      holds its credit from its issue until the sink takes it).
-
-    They hold in every reachable state (they are assertions: the proof checks
-    them too) and exclude the unreachable states an induction step would
-    otherwise start from (a full FIFO whose pointers say empty, more beats
-    stored than reserved, ...). Names not found add nothing.
-    """
-    lines = []
-    counts = re.findall(r"^\s*reg \[\d+:0\] \\(\S+)\.(count|stored|level)\s", verilog, re.M)
-    for name, count_reg in sorted(set(counts)):
-        for wp, rp in (("wport__addr", "rport__addr"), ("produce", "consume")):
-            pw = _reg_width(verilog, f"{name}.{wp}")
-            if pw is not None and _reg_width(verilog, f"{name}.{rp}") == pw:
-                break
-        else:
-            continue
-        cw = _reg_width(verilog, f"{name}.{count_reg}")
-        depth = 1 << pw
-        if cw is None or cw != pw + 1:
-            continue  # not a power-of-two depth with a count of one bit more
-        label = re.sub(r"\W", "_", name)
-        cnt, w, r = (f"\\{name}.{x} " for x in (count_reg, wp, rp))
-        body = [f"    inv_{label}_bound: assert({cnt} <= {cw}'d{depth});",
-                f"    inv_{label}_pointers: assert({cnt}[{pw - 1}:0] == {w} - {r});"]
-        if name.endswith("out_fifo"):
-            prefix = name[: -len("out_fifo")]
-            if _reg_width(verilog, "m_axis_tvalid") == 1:
-                body.append(f"    inv_{label}_valid: assert(m_axis_tvalid == ({cnt} != {cw}'d0));")
-            rw = _reg_width(verilog, f"{prefix}emitter.reserved")
-            if rw is not None:
-                res = f"\\{prefix}emitter.reserved "
-                body.append(f"    inv_{label}_credits: assert({cnt} <= {res} && {res} <= {rw}'d{depth});")
-                stages = sorted(int(j) for j in re.findall(
-                    rf"^\s*reg \\{re.escape(prefix)}evalid_s(\d+)\s", verilog, re.M))
-                if one_row_per_beat and stages and stages == list(range(1, len(stages) + 1)):
-                    # One row per beat: a beat's credit is taken when it is issued and it is in the
-                    # emission pipeline (valid_s1..valid_sN) until it is written to the FIFO.
-                    inflight = " + ".join(f"{{{rw - 1}'d0, \\{prefix}evalid_s{j}  & \\{prefix}elast_row_s{j} }}" for j in stages)
-                    body.append(f"    inv_{label}_reserved: assert({res} == {cnt} + {inflight});")
-        if name.endswith("frames") and count_reg == "stored":
-            prefix = name[: -len("frames")]
-            fw = _reg_width(verilog, f"{prefix}issue.fq_count")
-            if (fw is not None and _reg_width(verilog, f"{name}.head_valid") == 1
-                    and _reg_width(verilog, f"{prefix}issue.push") == 1):
-                # Descriptors counted by the issue side = stored + the head register + the one
-                # being pushed (the push goes through a register).
-                fq = f"\\{prefix}issue.fq_count "
-                body.append(f"    inv_{label}_count: assert({fq} == {cnt} + {{{fw - 1}'d0, \\{name}.head_valid }} "
-                            f"+ {{{fw - 1}'d0, \\{prefix}issue.push }} && {fq} <= {fw}'d{depth});")
-        lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end")
-    lines += _thermometer_invariants(verilog, one_row_per_beat)
-    if not lines:
-        return ""
-    return "`ifdef CHECK_INVARIANTS\n  // Queue invariants (tconv.sim.formal.fifo_invariants)\n" + "\n".join(lines) + "\n`endif\n"
-
-
-def _thermometer_invariants(verilog: str, one_row_per_beat: bool) -> list[str]:
-    """Invariants of counts kept as flags ``<c>_gt0..<c>_gt{D-1}`` (`tconv.hw.queues.thermometer`).
-
-    Each is well formed (``gt[k+1]`` implies ``gt[k]``). The output FIFO's
-    ``<p>.out_fifo.count`` equals its write pointer minus its read pointer
-    (mod D); the credit count ``<p>.emitter.reserved`` is at least the FIFO's count
-    and, with ``one_row_per_beat``, equals it plus the beats in the emission
-    pipeline.
-    """
-    flags: dict[str, set[int]] = {}
-    for base, k in re.findall(r"^\s*reg \\(\S+)_gt(\d+)\s", verilog, re.M):
-        flags.setdefault(base, set()).add(int(k))
-    counts = {}
-    lines = []
-    for base, ks in sorted(flags.items()):
-        depth = len(ks)
-        if ks != set(range(depth)):
-            continue
-        width = depth.bit_length() + 1
-        counts[base] = (depth, width, " + ".join(f"{{{width - 1}'d0, \\{base}_gt{k} }}" for k in range(depth)))
-        label = re.sub(r"\W", "_", base)
-        body = [f"    inv_{label}_thermometer_{k}: assert(!\\{base}_gt{k + 1}  || \\{base}_gt{k} );"
-                for k in range(depth - 1)]
-        lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end" if body else "")
-    body = []
-    for base, (depth, width, total) in counts.items():
-        if not base.endswith("out_fifo.count"):
-            continue
-        fifo = base[: -len(".count")]
-        prefix = fifo[: -len("out_fifo")]
-        label = re.sub(r"\W", "_", fifo)
-        pw = depth.bit_length() - 1
-        for wp, rp in (("wport__addr", "rport__addr"), ("wptr", "rptr")):
-            if pw and _reg_width(verilog, f"{fifo}.{wp}") == pw == _reg_width(verilog, f"{fifo}.{rp}"):
-                ext = lambda ptr: f"{{{width - pw}'d0, \\{fifo}.{ptr} }}"  # noqa: E731
-                body.append(f"    inv_{label}_pointers: assert((({total}) & {width}'d{depth - 1}) == "
-                            f"(({width}'d{depth} + {ext(wp)} - {ext(rp)}) & {width}'d{depth - 1}));")
-                break
-        if f"{prefix}emitter.reserved" in counts:
-            rdepth, rwidth, rtotal = counts[f"{prefix}emitter.reserved"]
-            w = max(width, rwidth) + 1
-            res, cnt = f"({{{w - rwidth}'d0, {rtotal}}})", f"({{{w - width}'d0, {total}}})"
-            body.append(f"    inv_{label}_credits: assert({cnt} <= {res});")
-            stages = sorted(int(j) for j in re.findall(
-                rf"^\s*reg \\{re.escape(prefix)}evalid_s(\d+)\s", verilog, re.M))
-            if one_row_per_beat and stages and stages == list(range(1, len(stages) + 1)):
-                # One row per beat: a beat's credit is taken when it is issued and it is in the
-                # emission pipeline (valid_s1..valid_sN) until it is written to the FIFO.
-                inflight = " + ".join(f"{{{w - 1}'d0, \\{prefix}evalid_s{j}  & \\{prefix}elast_row_s{j} }}"
-                                      for j in stages)
-                body.append(f"    inv_{label}_reserved: assert({res} == {cnt} + {inflight});")
-    if body:
-        lines.append("  always @(*) begin\n" + "\n".join(body) + "\n  end")
-    return [line for line in lines if line]
-
-
-def _insert_invariants(verilog: str, one_row_per_beat: bool) -> str:
-    inv = fifo_invariants(verilog, one_row_per_beat)
-    cut = verilog.find("\nendmodule") + 1  # the layer's module comes first (then its multiplier cell)
-    if not inv or cut <= 0:
-        return verilog
-    return verilog[:cut] + inv + verilog[cut:]
-
+    return elaborate(DUT_MODULE, "formal" if invariants else None)
 
 
 @dataclass
@@ -426,11 +283,9 @@ def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None 
     wrapper_kwargs = {**wrapper_kwargs, "bound": bound, "max_length": max_length}
     # Frame indices must not wrap within a trace: at most one frame per cycle.
     wrapper_kwargs.setdefault("frame_bits", _width(max(depth[t] for t in tasks) + 1))
-    verilog = formal_verilog(design)
+    verilog = formal_verilog(design, invariants=invariants)
     if mutate is not None:
         verilog = mutate(verilog)
-    if invariants:
-        verilog = _insert_invariants(verilog, design.manifest["array"].get("filters_per_group") == 1)
     (work / f"{DUT_MODULE}.v").write_text(verilog)
     (work / HARNESS.name).write_text(HARNESS.read_text())
     files = [f"{DUT_MODULE}.v", HARNESS.name]
@@ -459,7 +314,7 @@ def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None 
                 "depths": {t: depth[t] for t in tasks}, "max_length": max_length, "bound": bound,
                 "reset": wrapper_kwargs.get("reset", "anywhere"), "layer": design.manifest["layer"],
                 "formats": design.manifest["formats"], "pe_count": design.manifest["array"]["pe_count"],
-                "invariants": [m.group(1) for m in re.finditer(r"(inv_\w+):", verilog)]}
+                "invariants": len(re.findall(r"^\s*assert \(", verilog, re.M))}
     return work / "job.sby", settings
 
 
