@@ -1,9 +1,14 @@
 """Activation and requantization of exact accumulator values, as `tconv.model` computes them.
 
-Both are fixed-latency pipelines without handshake: the caller carries its own
+All are fixed-latency pipelines without handshake: the caller carries its own
 valid bits alongside. Their numpy models are the golden model's own functions
-(`Conv1DTransposeQ.activate`, `FixedFormat.requantize`); the tests compare
-against those.
+(`Conv1DTransposeQ.activate`, `FixedFormat.requantize`,
+`ActivationTable.lookup`); the tests compare against those.
+
+`PostProcess` is the whole step from the merged accumulator to the output code
+for every activation the fixed-point model computes, in 3 register stages:
+exact ones as `Activation` (1) + `Requantize` (2), table ones as narrow/index
+(1), table ROM or linear tail (2), overflow mode (3).
 """
 
 from __future__ import annotations
@@ -16,24 +21,38 @@ from amaranth.lib.wiring import In, Out
 
 from tconv.model.fixed_activations import (
     ACTIVATIONS,
+    EXACT_ACTIVATIONS,
     LEAKY_SLOPE_CODE,
     LEAKY_SLOPE_FRAC,
+    TABLE_ACTIVATIONS,
     activation_extra_bits,
     activation_frac,
+    check_fixed_activation,
 )
 
-__all__ = ["Activation", "Requantize", "activation_width", "check_activation", "Narrowing", "narrowing", "narrow"]
+from .lookup import lookup
+
+__all__ = ["Activation", "PostProcess", "Requantize", "activation_width", "check_activation", "Narrowing",
+           "narrowing", "narrow"]
 
 
 def check_activation(name: str) -> None:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"layer.activation {name!r} is not supported in hardware; "
-                         f"supported: {', '.join(ACTIVATIONS)}")
+    """Refuse an activation the generated layer does not build yet (`ACTIVATIONS`: wired and simulated)."""
+    if name in ACTIVATIONS:
+        return
+    if name in TABLE_ACTIVATIONS:
+        why = ("has no exact fixed-point form, and the generated layer does not build its table yet "
+               "(the fixed-point model computes it)")
+    elif name in EXACT_ACTIVATIONS:
+        why = "is not built by the generated layer yet (the fixed-point model computes it exactly)"
+    else:
+        why = "is not supported in hardware"
+    raise ValueError(f"layer.activation {name!r} {why}; supported in hardware: {', '.join(ACTIVATIONS)}")
 
 
 def activation_width(name: str, acc_width: int, acc_frac: int) -> int:
     """Signed width that holds every activation result of a ``acc_width``-bit accumulator."""
-    return acc_width + activation_extra_bits(name, acc_frac)
+    return acc_width + activation_extra_bits(name, acc_frac, acc_width)
 
 
 @dataclass(frozen=True)
@@ -58,9 +77,19 @@ class Narrowing:
     act_sign: bool
 
 
-def narrowing(name: str, acc_frac: int, fmt) -> Narrowing:
+def narrowing(name: str, acc_frac: int, fmt, table=None) -> Narrowing:
     """The `Narrowing` for activation ``name`` on an accumulator with ``acc_frac``
-    fractional bits, requantized to ``fmt``."""
+    fractional bits, requantized to ``fmt`` (a table activation: by ``table``, its
+    `ActivationTable`; without it the whole accumulator is kept)."""
+    if name in TABLE_ACTIVATIONS:
+        # The table reads the bits above its drop; a linear tail rounds on the lower
+        # ones too, except by truncation (TRN), which never reads the bits the output drops.
+        lo = 0
+        if table is not None:
+            lo = table.drop
+            if any(t and t.kind == "linear" for t in (table.lower, table.upper)):
+                lo = min(lo, max(acc_frac - fmt.frac, 0)) if fmt.rounding == "TRN" else 0
+        return Narrowing(lo, None, True, 0, None, False)
     act_frac = activation_frac(name, acc_frac)
     r = act_frac - fmt.frac  # bits the requantizer drops (negative: shifts left)
     low = r if (fmt.rounding == "TRN" and r > 0) else 0
@@ -72,11 +101,18 @@ def narrowing(name: str, acc_frac: int, fmt) -> Narrowing:
         lo, hi, sign = low, top, sign_mode or name == "relu"
     elif name == "relu6":
         lo, hi, sign = (min(low, acc_frac) if acc_frac >= 0 else 0), None, True
-    else:  # leaky_relu: the negative branch multiplies, so every low bit matters
+    elif name == "leaky_relu":  # the negative branch multiplies, so every low bit matters
         lo, hi, sign = 0, top, True
+    else:  # clipping and shrinking: every bit may decide a comparison
+        lo, hi, sign = 0, None, True
     drop = low - (act_frac - activation_frac(name, acc_frac - lo))
     keep = top - low if wrap else None
     return Narrowing(lo, hi, sign, drop, keep, sign_mode)
+
+
+def _signed_width(lo: int, hi: int) -> int:
+    """Fewest two's-complement bits holding every integer in [lo, hi]."""
+    return max((lo if lo >= 0 else ~lo).bit_length(), (hi if hi >= 0 else ~hi).bit_length()) + 1
 
 
 def narrow(value, lo: int, hi: int | None, sign: bool):
@@ -93,7 +129,8 @@ class Activation(wiring.Component):
     Parameters
     ----------
     name : str
-        One of ``ACTIVATIONS`` (linear, relu, relu6, leaky_relu).
+        One of ``EXACT_ACTIVATIONS`` (linear, relu, relu6, leaky_relu, hard_tanh,
+        hard_shrink, soft_shrink, sparse_sigmoid).
     acc_width, acc_frac : int
         Signed accumulator width and fractional bits ``Fa``.
     drop_lsbs : int
@@ -114,7 +151,8 @@ class Activation(wiring.Component):
 
     def __init__(self, name: str, *, acc_width: int, acc_frac: int, drop_lsbs: int = 0,
                  keep_bits: int | None = None, keep_sign: bool = True):
-        check_activation(name)
+        if name not in EXACT_ACTIVATIONS:
+            raise ValueError(f"activation {name!r} has no exact form; exact: {', '.join(EXACT_ACTIVATIONS)}")
         self._name = name
         self._acc_frac = acc_frac
         self._drop = drop_lsbs
@@ -137,8 +175,24 @@ class Activation(wiring.Component):
             shifted = v << max(-self._acc_frac, 0)  # 6 must be representable
             six = 6 << max(self._acc_frac, 0)
             result = Mux(shifted[-1], 0, Mux(shifted > six, six, shifted))
-        else:  # leaky_relu
+        elif self._name == "leaky_relu":
             result = Mux(v[-1], v * LEAKY_SLOPE_CODE, v << LEAKY_SLOPE_FRAC)
+        else:
+            f = self._acc_frac
+            g = max(f, 1 if self._name in ("hard_shrink", "soft_shrink") else 0)
+            a = v << (g - f)  # the constants 1 and 0.5 are codes
+            one, half = 1 << g, (1 << (g - 1)) if g else 0
+            if self._name == "hard_tanh":
+                result = Mux(a > one, one, Mux(a < -one, -one, a))
+            elif self._name == "hard_shrink":
+                result = Mux((a > half) | (a < -half), a, 0)
+            elif self._name == "soft_shrink":
+                result = Mux(a > half, a - half, Mux(a < -half, a + half, 0))
+            else:  # sparse_sigmoid: clip(x + 1, 0, 2), halved by one more fractional bit
+                lo_a, hi_a = -(1 << (len(v) - 1)) << (g - f), ((1 << (len(v) - 1)) - 1) << (g - f)
+                b = Signal(signed(_signed_width(lo_a + one, hi_a + one)), name="sparse_sigmoid_x1")
+                m.d.comb += b.eq(a + one)
+                result = Mux(b[-1], 0, Mux(b > 2 * one, 2 * one, b))
         if self._drop:
             result = result.as_signed() >> self._drop
         if self._keep is not None:
@@ -175,57 +229,188 @@ class Requantize(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fmt, shift, w = self._fmt, self._shift, self._in_width
-        v = self.i
-        if shift > 0:
-            # Sign-extend so that the dropped bits exist even when shift >= width.
-            ext = Signal(signed(max(w, shift) + 1))
-            m.d.comb += ext.eq(v)
-            floor = ext >> shift
-            rem = ext[:shift]
-            half = 1 << (shift - 1)
-            # With one dropped bit nothing lies above half; `rem > 1` on one
-            # bit would be a constant compare, which Verilator refuses (CMPCONST).
-            gt = rem > half if shift > 1 else Const(0, 1)
-            eq, nz = rem == half, rem != 0
-            neg = v[-1]
-            mode = fmt.rounding
-            if mode == "TRN":
-                up = 0
-            elif mode == "TRN_ZERO":
-                up = nz & neg
-            elif mode == "RND":
-                up = gt | eq
-            elif mode == "RND_ZERO":
-                up = gt | (eq & neg)
-            elif mode == "RND_MIN_INF":
-                up = gt
-            elif mode == "RND_INF":
-                up = gt | (eq & ~neg)
-            elif mode == "RND_CONV":
-                up = gt | (eq & floor[0])
-            else:
-                raise ValueError(f"output format rounding {mode!r} is not supported")
-            # WRAP keeps the low bits only, so it needs no more of them.
-            width = fmt.width if fmt.overflow == "WRAP" else max(w - shift + 2, fmt.width + 1)
-            rounded = Signal(signed(width))
-            m.d.sync += rounded.eq(floor + up)
-        else:
-            width = fmt.width if fmt.overflow == "WRAP" else max(w - shift, fmt.width + 1)
-            rounded = Signal(signed(width))
-            m.d.sync += rounded.eq(v << -shift)
+        rounded = _round(m, self.i, self._in_width, self._shift, self._fmt)
+        _overflow(m, rounded, self._fmt, self.o)
+        return m
 
-        hi = fmt.max_code
-        lo = fmt.saturation_min  # SAT_SYM: -max_code (ap_fixed's min | 1)
-        if fmt.overflow == "WRAP":
-            m.d.sync += self.o.eq(rounded.as_unsigned())
+
+def _round(m, v, w: int, shift: int, fmt, name: str = "rounded", tight: bool = False):
+    """Register ``v`` (signed, ``w`` bits) dropping ``shift`` bits by ``fmt``'s quantization mode
+    (shifting left for a negative ``shift``); returns the register, before the overflow mode.
+
+    ``tight``: extend ``v`` only where the shift needs it (a ``v`` driven by logic
+    in this module must not get a copy of its own sign bit, which Verilator reads
+    as a combinational loop, UNOPTFLAT)."""
+    if shift > 0 and fmt.rounding == "TRN":
+        # A floor reads no dropped bit (no register or wire keeps them).
+        width = fmt.width if fmt.overflow == "WRAP" else max(w - shift + 2, fmt.width + 1)
+        rounded = Signal(signed(width), name=name)
+        m.d.sync += rounded.eq(v.as_signed() >> shift)
+    elif shift > 0:
+        # Sign-extend so that the dropped bits exist even when shift >= width.
+        ext = Signal(signed(max(w, shift + 1) if tight else max(w, shift) + 1), name=f"{name}_ext")
+        m.d.comb += ext.eq(v)
+        floor = ext >> shift
+        rem = ext[:shift]
+        half = 1 << (shift - 1)
+        # With one dropped bit nothing lies above half; `rem > 1` on one
+        # bit would be a constant compare, which Verilator refuses (CMPCONST).
+        gt = rem > half if shift > 1 else Const(0, 1)
+        eq, nz = rem == half, rem != 0
+        neg = v[-1]
+        mode = fmt.rounding
+        if mode == "TRN_ZERO":
+            up = nz & neg
+        elif mode == "RND":
+            up = gt | eq
+        elif mode == "RND_ZERO":
+            up = gt | (eq & neg)
+        elif mode == "RND_MIN_INF":
+            up = gt
+        elif mode == "RND_INF":
+            up = gt | (eq & ~neg)
+        elif mode == "RND_CONV":
+            up = gt | (eq & floor[0])
+        else:
+            raise ValueError(f"output format rounding {mode!r} is not supported")
+        # WRAP keeps the low bits only, so it needs no more of them.
+        width = fmt.width if fmt.overflow == "WRAP" else max(w - shift + 2, fmt.width + 1)
+        rounded = Signal(signed(width), name=name)
+        m.d.sync += rounded.eq(floor + up)
+    else:
+        width = fmt.width if fmt.overflow == "WRAP" else max(w - shift, fmt.width + 1)
+        rounded = Signal(signed(width), name=name)
+        m.d.sync += rounded.eq(v << -shift)
+    return rounded
+
+
+def _overflow(m, rounded, fmt, o) -> None:
+    """Register into ``o`` the output code of exact output integers ``rounded`` by ``fmt``'s overflow mode."""
+    hi = fmt.max_code
+    lo = fmt.saturation_min  # SAT_SYM: -max_code (ap_fixed's min | 1)
+    if fmt.overflow == "WRAP":
+        m.d.sync += o.eq(rounded.as_unsigned())
+        return
+    over_hi = rounded > hi
+    over_lo = rounded < lo
+    if fmt.overflow == "SAT_ZERO":
+        result = Mux(over_hi | over_lo, 0, rounded[:fmt.width])
+    else:  # SAT, SAT_SYM
+        result = Mux(over_hi, hi & ((1 << fmt.width) - 1),
+                     Mux(over_lo, lo & ((1 << fmt.width) - 1), rounded[:fmt.width]))
+    m.d.sync += o.eq(result)
+
+
+class PostProcess(wiring.Component):
+    """Accumulator to output code for every activation of the fixed-point model, in 3 register stages.
+
+    Exact activations are `Activation` (1 stage) then `Requantize` (2), as the
+    layer core built them before. Table activations:
+
+    1. narrow ``t = i >> table.drop``; register the table index
+       ``clip(t, lo, hi) - lo``, which side's tail applies, and a linear tail's
+       value ``x + c`` rounded to the output (`Requantize`'s rounding);
+    2. register the output integer: the tail's constant or rounded value, else
+       the table entry (a LUT ROM, `lookup` on constants);
+    3. the output's overflow mode (`Requantize`'s second stage).
+
+    Parameters
+    ----------
+    name : str
+        One of ``FIXED_ACTIVATIONS``.
+    fmt : FixedFormat
+        The output format.
+    acc_width, acc_frac : int
+        The accumulator input's signed width and fractional bits.
+    table : ActivationTable, optional
+        Required for a table activation (``Conv1DTransposeQ.activation_table``),
+        built for an accumulator with ``acc_frac`` fractional bits.
+    narrowing : Narrowing, optional
+        The `narrowing` (for a table activation: ``narrowing(name, acc_frac, fmt,
+        table)``) the caller applied to the accumulator; ``acc_frac`` is then the
+        narrowed accumulator's, the accumulator's minus ``acc_lo``. An exact
+        activation's register then also drops the bits the output never reads.
+        Omitted: the full accumulator, nothing dropped.
+
+    Members
+    -------
+    i : In(signed(acc_width))
+    o : Out(unsigned(fmt.width))
+        The output code's bits, ``latency`` (3) cycles after ``i``.
+    """
+
+    latency = 3
+
+    def __init__(self, name: str, fmt, *, acc_width: int, acc_frac: int, table=None, narrowing=None):
+        check_fixed_activation(name)
+        self._name, self._fmt, self._acc_width, self._acc_frac = name, fmt, acc_width, acc_frac
+        self._table, self._narrowing, self._lo = table, narrowing, 0
+        if name in TABLE_ACTIVATIONS:
+            if table is None or table.name != name:
+                raise ValueError(f"PostProcess({name!r}) needs the layer's activation table "
+                                 "(Conv1DTransposeQ.activation_table)")
+            self._lo = narrowing.acc_lo if narrowing is not None else 0
+            if (table.acc_frac - self._lo != acc_frac or table.out_frac != fmt.frac
+                    or table.rounding != fmt.rounding or self._lo > table.drop):
+                raise ValueError(f"the {name} table was built for an accumulator with {table.acc_frac} "
+                                 f"fractional bits and output frac {table.out_frac} ({table.rounding}), "
+                                 f"not {acc_frac} + {self._lo} narrowed and {fmt.frac} ({fmt.rounding})")
+        super().__init__({"i": In(signed(acc_width)), "o": Out(unsigned(fmt.width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._name not in TABLE_ACTIVATIONS:
+            nr = self._narrowing
+            kw = (dict(drop_lsbs=nr.act_drop, keep_bits=nr.act_keep, keep_sign=nr.act_sign) if nr else {})
+            act = Activation(self._name, acc_width=self._acc_width, acc_frac=self._acc_frac, **kw)
+            req = Requantize(self._fmt, in_width=act.out_width, in_frac=act.out_frac)
+            m.submodules.activation, m.submodules.requantize = act, req
+            m.d.comb += [act.i.eq(self.i), req.i.eq(act.o), self.o.eq(req.o)]
             return m
-        over_hi = rounded > hi
-        over_lo = rounded < lo
-        if fmt.overflow == "SAT_ZERO":
-            result = Mux(over_hi | over_lo, 0, rounded[:fmt.width])
-        else:  # SAT, SAT_SYM
-            result = Mux(over_hi, hi & ((1 << fmt.width) - 1),
-                         Mux(over_lo, lo & ((1 << fmt.width) - 1), rounded[:fmt.width]))
-        m.d.sync += self.o.eq(result)
+        tb, fmt, w, v = self._table, self._fmt, self._acc_width, self.i
+        d = tb.drop - self._lo  # the caller's narrowing already dropped acc_lo bits
+        t = v[d:].as_signed() if d < w else v[-1].as_signed()
+        lower, upper = tb.lower, tb.upper
+        below = Signal(name="table_below")
+        above = Signal(name="table_above")
+        index = Signal(tb.index_width, name="table_index")
+        m.d.sync += [below.eq(t < tb.lo if lower else 0), above.eq(t > tb.hi if upper else 0),
+                     index.eq(Mux(t < tb.lo, 0, Mux(t > tb.hi, tb.hi - tb.lo, t - tb.lo)))]
+        wide = fmt.overflow != "WRAP"
+        linear = [tail for tail in (lower, upper) if tail and tail.kind == "linear"]
+        lin = None
+        if linear:
+            g = max(self._acc_frac, 0)
+            k, shift = g - self._acc_frac, g - fmt.frac
+            base = v << k
+            offsets = [tail.value for tail in linear]
+
+            def plus(c):
+                return base + (c << g) if c else base
+
+            x = Mux(t < tb.lo, plus(lower.value), plus(upper.value)) if len(set(offsets)) > 1 else plus(offsets[0])
+            lo_x = (-(1 << (w - 1)) << k) + (min(offsets) << g)
+            hi_x = (((1 << (w - 1)) - 1) << k) + (max(offsets) << g)
+            if fmt.rounding == "TRN" and shift > 0:  # a floor: drop the bits here, no wire keeps them
+                x, lo_x, hi_x, shift = x >> shift, lo_x >> shift, hi_x >> shift, 0
+            xw = _signed_width(lo_x, hi_x)
+            if not wide and shift <= 0:  # WRAP after no rounding: only the bits the output keeps
+                xw = max(min(xw, fmt.width + shift), 1)
+            xs = Signal(signed(xw), name="table_linear_x")
+            m.d.comb += xs.eq(x)
+            lin = _round(m, xs, len(xs), shift, fmt, name="table_linear", tight=True)
+        width = max(tb.entry_width, len(lin) if lin is not None else 1, fmt.width + 1) if wide else fmt.width
+        r = Signal(signed(width), name="table_out")
+
+        def tail_value(tail):
+            return lin if tail.kind == "linear" else Const(tail.value, signed(width))
+
+        entries = [Const(e, signed(width)) for e in tb.entries]
+        value = lookup(index, entries) if len(entries) > 1 else entries[0]
+        if upper:
+            value = Mux(above, tail_value(upper), value)
+        if lower:
+            value = Mux(below, tail_value(lower), value)
+        m.d.sync += r.eq(value)
+        _overflow(m, r, fmt, self.o)
         return m

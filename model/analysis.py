@@ -4,14 +4,17 @@
 also computes an analytic, per-output worst-case bound that holds whenever no
 stage overflows:
 
-    |y_fixed - y_float| <= L_act * sum_terms(ex*|w_q| + |x|*ew) + L_act*eb
+    |y_fixed - y_float| <= L_act * (sum_terms(ex*|w_q| + |x|*ew) + eb)
                            + |s - s_q| * |pre-activation| (leaky_relu only)
+                           + J (hard_shrink's jump, where the pre-activation is that near it)
+                           + e_table (half an output LSB, table activations only)
                            + eo + float64 rounding slack
 
 with ``ex, ew, eb, eo`` the largest rounding errors of the input, weight, bias
 and output formats (one LSB for TRN modes, half an LSB for RND modes), ``w_q``
 the quantized weights, ``x`` the float input, and ``L_act`` the activation's
-Lipschitz constant (1 for the supported ones). :func:`sweep` repeats the
+Lipschitz constant (`lipschitz`; exponential's is taken locally, ``exp`` at the
+top of the pre-activation's error interval). :func:`sweep` repeats the
 analysis over a range of widths for one format at a time.
 """
 
@@ -23,13 +26,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .fixed_activations import LEAKY_SLOPE, LEAKY_SLOPE_CODE, LEAKY_SLOPE_FRAC
+from .activations import _SELU_ALPHA, _SELU_SCALE, _SHRINK_THRESHOLD
+from .fixed_activations import FIXED_ACTIVATIONS, LEAKY_SLOPE, LEAKY_SLOPE_CODE, LEAKY_SLOPE_FRAC
 from .fixedpoint import MAX_WIDTH, FixedFormat
 from .float_model import conv1d_transpose
 from .geometry import scatter_taps
 from .quantized import Conv1DTransposeQ
 
-__all__ = ["ErrorReport", "analyze", "check_sweep", "error_bound", "json_number", "random_input", "rms",
+__all__ = ["ErrorReport", "LIPSCHITZ", "analyze", "check_sweep", "error_bound", "lipschitz", "json_number", "random_input", "rms",
            "sqnr_db", "sweep", "sweep_stages"]
 
 
@@ -155,6 +159,23 @@ def random_input(layer: Conv1DTransposeQ, *, batch: int = 4, length: int = 32, s
     return x.transpose(0, 2, 1) if layer.config.data_format == "channels_first" else x
 
 
+#: Upper bounds of each activation's largest slope |f'| (exponential's is local, see `lipschitz`):
+#: gelu's is Phi(sqrt 2) + sqrt(2) phi(sqrt 2) = 1.1289..., silu's 1.0998..., mish's 1.0885...,
+#: selu's scale * alpha, hard_silu's 1.5 at x = 3.
+LIPSCHITZ = {name: 1.0 for name in FIXED_ACTIVATIONS} | {
+    "sigmoid": 0.25, "hard_sigmoid": 1 / 6, "sparse_sigmoid": 0.5, "hard_silu": 1.5, "gelu": 1.129,
+    "silu": 1.1, "mish": 1.089, "selu": _SELU_SCALE * _SELU_ALPHA * (1 + 1e-12),
+}
+
+
+def lipschitz(name: str, pre_activation, delta) -> np.ndarray:
+    """Largest |f'| of activation ``name`` within ``delta`` of ``pre_activation`` (elementwise)."""
+    if name == "exponential":
+        with np.errstate(over="ignore"):
+            return np.exp(np.asarray(pre_activation) + delta)
+    return np.full(np.shape(delta), LIPSCHITZ[name])
+
+
 def _float_reference(layer: Conv1DTransposeQ, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Float layer output and its pre-activation (both in the layer's data_format)."""
     cfg = layer.config
@@ -185,13 +206,21 @@ def error_bound(layer: Conv1DTransposeQ, x: np.ndarray, pre_activation: np.ndarr
         pre = pre + layer.bias_format.max_rounding_error
     # float64 rounding of the reference itself, far below any LSB but not zero.
     slack = 1e-12 * (conv(np.abs(xl), np.abs(layer.kernel)) + np.abs(layer.bias)) + 1e-300
-    bound = pre + slack
-    if cfg.activation == "leaky_relu":
+    name = cfg.activation
+    pa = None
+    if name in ("leaky_relu", "exponential", "hard_shrink"):
         if pre_activation is None:
             pre_activation = _float_reference(layer, x)[1]
         pa = pre_activation.transpose(0, 2, 1) if cfg.data_format == "channels_first" else pre_activation
+    bound = lipschitz(name, pa, pre + slack) * (pre + slack) + slack
+    if name == "leaky_relu":
         slope_q = LEAKY_SLOPE_CODE / (1 << LEAKY_SLOPE_FRAC)
         bound = bound + abs(LEAKY_SLOPE - slope_q) * np.abs(pa)
+    if name == "hard_shrink":
+        # x jumps to 0 at |x| = 0.5: the fixed and float values may lie on either side.
+        bound = bound + np.where(np.abs(np.abs(pa) - _SHRINK_THRESHOLD) <= pre + slack, _SHRINK_THRESHOLD, 0.0)
+    if layer.activation_table is not None:
+        bound = bound + 0.5 * layer.output_format.lsb
     bound = bound + layer.output_format.max_rounding_error
     return bound.transpose(0, 2, 1) if cfg.data_format == "channels_first" else bound
 

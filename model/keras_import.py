@@ -20,7 +20,7 @@ import numpy as np
 
 from .calibrate import Calibration, CalibrationPolicy, calibrate, default_input
 from .config import LayerConfig
-from .fixed_activations import ACTIVATIONS
+from .fixed_activations import FIXED_ACTIVATIONS, check_fixed_activation
 from .quantized import Conv1DTransposeQ
 
 __all__ = ["KerasImport", "conv1d_transpose_layers", "find_layer", "import_keras",
@@ -164,7 +164,7 @@ def layer_config(layer) -> LayerConfig:
     if not isinstance(activation, str) and activation is not None:
         # A custom function serialises to a dict; name what the datapath can do.
         raise ValueError(f"Conv1DTranspose layer {layer.name!r} has a custom activation function; "
-                         f"the fixed-point model and the hardware support: {', '.join(ACTIVATIONS)}")
+                         f"the fixed-point model supports: {', '.join(FIXED_ACTIVATIONS)}")
     in_channels = int(layer.kernel.shape[2])
     try:
         return LayerConfig.from_dict({**config, "in_channels": in_channels}).check_limits()
@@ -278,10 +278,10 @@ def import_keras(obj, *, name: str | None = None, data=None, formats=None, width
         raise ValueError(f"expected a keras.layers.Conv1DTranspose or a Keras model holding one, "
                          f"got {type(obj).__name__}")
     config = layer_config(layer)
-    if config.activation not in ACTIVATIONS:
-        raise ValueError(f"Conv1DTranspose layer {path!r}: activation {config.activation!r} has no exact "
-                         f"fixed-point form; the fixed-point model and the hardware support: "
-                         f"{', '.join(ACTIVATIONS)}")
+    try:
+        check_fixed_activation(config.activation)
+    except ValueError as err:
+        raise ValueError(f"Conv1DTranspose layer {path!r}: {err}") from None
     kernel, bias = layer_weights(layer)
 
     x = None

@@ -7,8 +7,11 @@ Datapath (design.md, "Fixed-point semantics"), all on exact integers:
    fractional bits, wide enough that no sum can overflow (width derived from the
    formats and the number of terms per output, see :func:`accumulator_format`);
 3. the bias code is shifted left onto the accumulator's binary point;
-4. the activation acts on the exact accumulator value (``ACTIVATIONS``);
-5. the result is requantized to the output format with its own modes.
+4. the activation acts on the exact accumulator value: exactly for the
+   piecewise-linear ones, by a table within one output LSB for the others
+   (``FIXED_ACTIVATIONS``, see `tconv.model.activation_tables`);
+5. the result is requantized to the output format with its own modes (a table
+   gives output integers, so only the overflow mode is left).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activation_tables import ActivationTable, build_table
 from .config import LayerConfig
 from .fixed_activations import (
     ACTIVATIONS,
+    TABLE_ACTIVATIONS,
     activate_codes,
     activation_extra_bits,
     activation_frac,
+    check_fixed_activation,
 )
 from .fixedpoint import MAX_WIDTH, FixedFormat
 from .geometry import scatter_taps, taps_per_output
@@ -140,9 +146,7 @@ class Conv1DTransposeQ:
         if config.in_channels is None:
             config = dataclasses.replace(config, in_channels=kernel.shape[2])
         self.config = config
-        if config.activation not in ACTIVATIONS:
-            raise ValueError(f"activation {config.activation!r} has no exact fixed-point form; "
-                             f"the fixed-point model and the hardware support: {', '.join(ACTIVATIONS)}")
+        check_fixed_activation(config.activation)
 
         self.kernel = kernel
         self.kernel_codes, wflags = self.weight_format.quantize_with_flags(kernel, name="kernel")
@@ -177,13 +181,19 @@ class Conv1DTransposeQ:
         self.accumulator_format = accumulator_format(self.input_format, self.weight_format,
                                                      self.bias_format, self.terms)
         self.bias_shift = acc_frac - (self.bias_format.frac if self.bias_format else acc_frac)
-        # Exact integer stages must fit int64 with a bit to spare.
-        extra = activation_extra_bits(config.activation, acc_frac)
-        if self.accumulator_format.width + extra > MAX_WIDTH:
-            raise ValueError(
-                f"the accumulator needs {self.accumulator_format.width} bits"
-                + (f" (+{extra} for {config.activation})" if extra else "")
-                + f", more than the {MAX_WIDTH} the fixed-point model supports; narrow the input or weight formats")
+        #: The activation's table (`ActivationTable`), None for an exact activation.
+        self.activation_table: ActivationTable | None = None
+        if config.activation in TABLE_ACTIVATIONS:
+            self.activation_table = build_table(config.activation, self.accumulator_format, self.output_format)
+        else:
+            # Exact integer stages must fit int64 with a bit to spare.
+            extra = activation_extra_bits(config.activation, acc_frac, self.accumulator_format.width)
+            if self.accumulator_format.width + extra > MAX_WIDTH:
+                raise ValueError(
+                    f"the accumulator needs {self.accumulator_format.width} bits"
+                    + (f" (+{extra} for {config.activation})" if extra else "")
+                    + f", more than the {MAX_WIDTH} the fixed-point model supports; narrow the input or "
+                    "weight formats")
 
     def quantization_overflows(self) -> dict[str, dict]:
         """How many of this layer's own weights and bias overflowed their formats.
@@ -203,7 +213,9 @@ class Conv1DTransposeQ:
     # ----------------------------------------------------------------- shape
     @property
     def activation_frac(self) -> int:
-        """Fractional bits of the activation's exact result (input of the requantizer)."""
+        """Fractional bits of the activation's result (input of the requantizer): a table's are the output's."""
+        if self.activation_table is not None:
+            return self.activation_table.out_frac
         return activation_frac(self.config.activation, self.accumulator_format.frac)
 
     def output_length(self, length: int) -> int:
@@ -240,6 +252,8 @@ class Conv1DTransposeQ:
         """The activation on exact accumulator values; result has ``activation_frac`` fractional bits."""
         if self.config.activation == "linear":
             return acc  # no copy: callers own `acc` (see forward_int)
+        if self.activation_table is not None:
+            return self.activation_table.lookup(acc)
         return activate_codes(self.config.activation, acc, self.accumulator_format.frac)
 
     def stages(self, codes) -> Stages:

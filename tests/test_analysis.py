@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, analyze, error_bound, sweep
+from tconv.model.fixed_activations import FIXED_ACTIVATIONS
 from tconv.model.fixedpoint import QUANTIZATION_MODES
 
 
@@ -21,7 +22,7 @@ def layers(draw):
     output_padding = draw(st.one_of(st.none(), st.integers(0, strides - 1)))
     cfg = LayerConfig(filters=draw(st.integers(1, 4)), kernel_size=draw(st.integers(1, 6)), strides=strides,
                       padding=padding, output_padding=output_padding, dilation_rate=dilation,
-                      activation=draw(st.sampled_from(["linear", "relu", "relu6", "leaky_relu"])),
+                      activation=draw(st.sampled_from(FIXED_ACTIVATIONS)),
                       use_bias=draw(st.booleans()), in_channels=draw(st.integers(1, 5)),
                       data_format=draw(st.sampled_from(["channels_last", "channels_first"])))
     rnd = st.sampled_from(QUANTIZATION_MODES)
@@ -55,7 +56,11 @@ def _build(cfg, formats, seed):
 @settings(max_examples=150, deadline=None)
 @given(layers(), st.integers(1, 12))
 def test_error_never_exceeds_bound(layer_args, length):
-    q = _build(*layer_args)
+    try:
+        q = _build(*layer_args)
+    except ValueError as err:  # a table too large for a wide output is refused, and says so
+        assert "MAX_TABLE_ENTRIES" in str(err)
+        assume(False)
     report = analyze(q, batch=2, length=length, seed=layer_args[2])
     assert report.bound_applies
     assert report.within_bound, str(report)

@@ -76,7 +76,7 @@ def _edit(cfg: Path, **changes) -> None:
     (dict(formats__output="fixed<8,3,ROUND>"), "unknown quantization mode 'ROUND'"),
     (dict(formats__bias=KeyError), "formats: missing 'bias'"),
     (dict(formats__bias="fixed<16,2>"), "bias format fixed<16,2> has 14 fractional bits"),
-    (dict(layer__activation="tanh"), "has no exact fixed-point form"),
+    (dict(layer__activation="softmax"), "is not elementwise"),
     (dict(layer=[1, 2]), "'layer' must be a JSON object"),
     (dict(extra=1), "unknown key(s) ['extra']"),
 ])

@@ -15,17 +15,16 @@ Examples are derandomized (same cases every run) in ``make test``;
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from conftest import long_run
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tconv.model import ACTIVATIONS, Conv1DTransposeQ, FixedFormat, LayerConfig, analyze, conv1d_transpose
+from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, analyze, conv1d_transpose
 from tconv.model import activations as act_module
+from tconv.model.fixed_activations import FIXED_ACTIVATIONS
 from tconv.model.fixedpoint import OVERFLOW_MODES, QUANTIZATION_MODES
-
-from conftest import long_run
 
 LONG = long_run()
 
@@ -74,7 +73,7 @@ def _values(draw, fmt: FixedFormat, shape, beyond: bool):
 def quantized_layers(draw, wide: bool = False):
     geo = draw(geometries(max_kernel=5))
     filters, channels = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    activation = draw(st.sampled_from(ACTIVATIONS))
+    activation = draw(st.sampled_from(FIXED_ACTIVATIONS))
     use_bias = draw(st.booleans())
     data_format = draw(st.sampled_from(["channels_last", "channels_first"]))
     cfg = LayerConfig(filters=filters, in_channels=channels, activation=activation, use_bias=use_bias,

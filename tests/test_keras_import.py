@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tconv.flow.cli import main
-from tconv.model import ACTIVATIONS, conv1d_transpose, import_keras
+from tconv.model import CalibrationPolicy, analyze, conv1d_transpose, error_bound, import_keras
+from tconv.model.fixed_activations import FIXED_ACTIVATIONS, TABLE_ACTIVATIONS
 
 pytestmark = [pytest.mark.keras,
               # Keras 3.15's own numpy conversions, not tconv's.
@@ -48,7 +49,8 @@ def wrap(keras, layer, container: str):
     return keras.Model(inputs, layer(inputs))
 
 
-ACT_CYCLE = [*ACTIVATIONS, None]
+# The cases step through the cycle 2 and 3 at a time, so the 16 of them reach most activations.
+ACT_CYCLE = [*FIXED_ACTIVATIONS, None]
 CONFIGS = [
     dict(filters=2, kernel_size=3),
     dict(filters=3, kernel_size=4, strides=2, padding="same"),
@@ -59,7 +61,7 @@ CONFIGS = [
     dict(filters=2, kernel_size=4, strides=3, output_padding=2, padding="valid"),
     dict(filters=3, kernel_size=1, padding="same", use_bias=False),
 ]
-CASES = [(cfg, df, ACT_CYCLE[(i + j) % len(ACT_CYCLE)], ("standalone", "sequential", "functional")[(i + j) % 3])
+CASES = [(cfg, df, ACT_CYCLE[(3 * i + 2 * j) % len(ACT_CYCLE)], ("standalone", "sequential", "functional")[(i + j) % 3])
          for i, cfg in enumerate(CONFIGS) for j, df in enumerate(("channels_last", "channels_first"))]
 
 
@@ -69,7 +71,9 @@ def test_config_and_weights_round_trip_exactly(keras, cfg, data_format, activati
     rng = np.random.default_rng(len(CASES))
     layer = make_layer(keras, rng, **cfg, data_format=data_format, activation=activation)
     obj = wrap(keras, layer, container)
-    imported = import_keras(obj, name=None if container == "standalone" else layer.name)
+    # A table activation's 16-bit default output would need more than MAX_TABLE_ENTRIES for some.
+    policy = CalibrationPolicy(output_width=12) if activation in TABLE_ACTIVATIONS else None
+    imported = import_keras(obj, name=None if container == "standalone" else layer.name, policy=policy)
     q = imported.layer
     kc = layer.get_config()
     expected = {k: (v[0] if isinstance(v, (tuple, list)) else v) for k, v in kc.items()
@@ -151,13 +155,30 @@ def _double(t):
     return 2 * t
 
 
+def test_decoder_ending_in_tanh_imports_with_its_table(keras):
+    """A model whose Conv1DTranspose ends in tanh: import -> calibrate -> analyze within the bound."""
+    rng = np.random.default_rng(5)
+    layer = make_layer(keras, rng, filters=2, kernel_size=4, strides=2, padding="same", activation="tanh")
+    obj = wrap(keras, layer, "functional")
+    data = rng.standard_normal((4, LENGTH, C_IN)).astype("float32")
+    imported = import_keras(obj, name=layer.name, data=data)
+    q = imported.layer
+    assert q.config.activation == "tanh" and q.activation_table is not None
+    report = analyze(q, data.astype(np.float64))
+    assert report.within_bound
+    # Within the output's rounding plus half an LSB of Keras' own tanh layer, plus the input error bound.
+    y_keras = np.asarray(layer(data), dtype=np.float64)
+    y_fixed = q(data.astype(np.float64))
+    assert np.all(np.abs(y_fixed - y_keras) <= error_bound(q, data.astype(np.float64)) + 1e-6)
+
+
 def test_bad_layers(keras):
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="activation 'tanh' has no exact fixed-point form; the fixed-point model "
-                                         "and the hardware support: linear, relu, relu6, leaky_relu"):
-        import_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation="tanh"))
-    with pytest.raises(ValueError, match="custom activation function; the fixed-point model and the hardware "
-                                         "support: linear"):
+    with pytest.raises(ValueError, match="activation 'softmax' is not elementwise .*; the fixed-point model "
+                                         "supports: linear, relu, relu6, leaky_relu, hard_tanh"):
+        import_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation="softmax"))
+    with pytest.raises(ValueError, match="custom activation function; the fixed-point model "
+                                         "supports: linear"):
         import_keras(make_layer(keras, rng, filters=1, kernel_size=2, activation=_double))
     with pytest.raises(ValueError, match="'fresh' is not built, so it has no weights yet"):
         import_keras(keras.layers.Conv1DTranspose(1, 2, name="fresh"))

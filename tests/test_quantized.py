@@ -14,7 +14,7 @@ from tconv.model import quantized as quantized_module
 from tconv.model.fixed_activations import LEAKY_SLOPE_FRAC
 from tconv.model.geometry import output_length
 
-ACTS = ("linear", "relu", "relu6", "leaky_relu")
+ACTS = ("linear", "relu", "relu6", "leaky_relu", "hard_tanh", "hard_shrink", "soft_shrink", "sparse_sigmoid")
 
 
 def naive_accumulator(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
@@ -48,6 +48,14 @@ def naive_forward_int(q: Conv1DTransposeQ, x: np.ndarray) -> np.ndarray:
         elif c.activation == "leaky_relu" and v < 0:
             # Keras' slope 0.2, rounded to LEAKY_SLOPE_FRAC fractional bits (the contract's rule).
             v = v * Fraction(round(Fraction(1, 5) * 2 ** LEAKY_SLOPE_FRAC), 2 ** LEAKY_SLOPE_FRAC)
+        elif c.activation == "hard_tanh":
+            v = min(max(v, -1), 1)
+        elif c.activation == "hard_shrink":
+            v = v if abs(v) > Fraction(1, 2) else 0
+        elif c.activation == "soft_shrink":
+            v = v - Fraction(1, 2) if v > Fraction(1, 2) else v + Fraction(1, 2) if v < -Fraction(1, 2) else 0
+        elif c.activation == "sparse_sigmoid":
+            v = min(max(v + 1, 0), 2) / 2
         y[idx] = ref_quantize_fraction(v, q.output_format)
     return y
 
@@ -205,8 +213,8 @@ def _args(**over):
     (dict(input_format="fixed<8>"), "input format: cannot parse fixed-point format 'fixed<8>'"),
     (dict(bias_format="fixed<16,2>"), "bias format fixed<16,2> has 14 fractional bits, more than the accumulator's 12"),
     (dict(bias_format=None), "bias_format is required"),
-    (dict(config=LayerConfig(filters=2, kernel_size=3, in_channels=4, activation="tanh")),
-     "activation 'tanh' has no exact fixed-point form; .* linear, relu, relu6, leaky_relu"),
+    (dict(config=LayerConfig(filters=2, kernel_size=3, in_channels=4, activation="softmax")),
+     "activation 'softmax' is not elementwise .* supports: linear, relu, relu6, leaky_relu, .*sigmoid, tanh"),
     (dict(config=LayerConfig(filters=2, kernel_size=3, in_channels=4, use_bias=False)),
      "a bias was given but the layer has use_bias=False"),
     (dict(input_format="fixed<40,3>", weight_format="fixed<40,1>"), "accumulator needs .* bits"),
