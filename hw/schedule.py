@@ -363,52 +363,11 @@ class Schedule:
         step's first item issues).
         """
         lat = self.latency
-        T, s, fg = self.cycles_per_step, self.strides, self.filters_per_group
-        per_level = fg * self.chunks
-        events = []  # (cycle from which fp is visible, fp value), both non-decreasing
-        frames = []  # (desc visible cycle, base, emit_end, frame_end)
-        free_at = {}  # position -> cycle its slot is free again (visible from)
-        em = {"ep": 0, "t": 0, "ev": 0, "fp": 0, "frame": 0, "base": 0}
-        beats = []
+        T, s = self.cycles_per_step, self.strides
+        per_level = self.filters_per_group * self.chunks
+        emitter = _EmitterModel(self)
+        events, frames, free_at = emitter.events, emitter.frames, emitter.free_at
         stalls = 0
-
-        def emitter_advance(limit_pos):
-            # Process positions while they are final according to known events.
-            while True:
-                ep = em["ep"]
-                fi = em["frame"]
-                if fi < len(frames):
-                    vis, base, emit_end, frame_end = frames[fi]
-                    if ep == frame_end:
-                        em["t"] = max(em["t"], vis) + 2
-                        em["frame"] += 1
-                        em["base"] = ep
-                        continue
-                else:
-                    vis = None
-                if ep >= limit_pos:
-                    return
-                # first cycle at which fp > ep
-                while em["fp"] <= ep:
-                    if em["ev"] >= len(events):
-                        return
-                    ready, val = events[em["ev"]]
-                    em["fp"] = val
-                    em["fp_t"] = ready
-                    em["ev"] += 1
-                start = max(em["t"], em["fp_t"])
-                head = ep - em["base"] < self.crop_left
-                tail = vis is not None and ep >= emit_end
-                if head or tail:
-                    free_at[ep] = start + 1
-                    em["t"] = start + 1
-                else:
-                    last_row = start + fg - 1
-                    free_at[ep] = last_row + 1
-                    em["t"] = last_row + 1
-                    beats.append(last_row + lat.emit_to_out)
-                em["ep"] += 1
-
         t = first_cycle + 1  # first item issues the cycle after the first handshake
         base = 0
         for length in lengths:
@@ -416,7 +375,7 @@ class Schedule:
                 last = i == length - 1
                 pstep = base + i * s
                 need = pstep + self.keff - self.slots  # positions below must be free
-                emitter_advance(need)
+                emitter.advance(need)
                 if need > 0:
                     ready = free_at[need - 1] + 1
                     if ready > t:
@@ -430,7 +389,8 @@ class Schedule:
                     events.append((issue + lat.issue_to_write + 1, pstep + self.final_offset(kl, last)))
                 t += T
             base = base + (length - 1) * s + self.tail_span
-        emitter_advance(base)
+        emitter.advance(base)
+        beats = emitter.beats
         total = (beats[-1] - first_cycle + 1) if beats else 0
         return {"beats": beats, "cycles": total, "stall_cycles": stalls}
 
@@ -489,3 +449,51 @@ class Schedule:
             "issue_to_write_latency": self.latency.issue_to_write,
             "emit_to_output_latency": self.latency.emit_to_out,
         }
+
+
+class _EmitterModel:
+    """The emitter's side of `Schedule.run`: positions emitted, skipped and released, in order.
+
+    ``events`` (cycle from which the final pointer is visible, its value) and
+    ``frames`` (descriptor visible cycle, base, emit_end, frame_end) are appended
+    by the issue side; ``free_at`` maps a position to the cycle its slot is free
+    again (visible from); ``beats`` collects the cycle of every output handshake.
+    """
+
+    def __init__(self, schedule: Schedule):
+        self.sch = schedule
+        self.events, self.frames, self.free_at, self.beats = [], [], {}, []
+        self.ep = self.t = self.ev = self.fp = self.fp_t = self.frame = self.base = 0
+
+    def advance(self, limit_pos: int) -> None:
+        """Process positions while they are final according to the events known so far."""
+        sch = self.sch
+        fg = sch.filters_per_group
+        while True:
+            ep = self.ep
+            vis = None
+            if self.frame < len(self.frames):
+                vis, _, emit_end, frame_end = self.frames[self.frame]
+                if ep == frame_end:
+                    self.t = max(self.t, vis) + 2
+                    self.frame += 1
+                    self.base = ep
+                    continue
+            if ep >= limit_pos:
+                return
+            while self.fp <= ep:  # first cycle at which fp > ep
+                if self.ev >= len(self.events):
+                    return
+                self.fp_t, self.fp = self.events[self.ev]
+                self.ev += 1
+            start = max(self.t, self.fp_t)
+            head = ep - self.base < sch.crop_left
+            tail = vis is not None and ep >= emit_end
+            if head or tail:
+                self.free_at[ep] = self.t = start + 1
+            else:
+                last_row = start + fg - 1
+                self.free_at[ep] = self.t = last_row + 1
+                self.beats.append(last_row + sch.latency.emit_to_out)
+            self.ep += 1
+

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.sim import Simulator
 
-from .bus import pack_beat, unpack_beat
-from .check import check_layer
-from .layer import Conv1DTransposeTop
+from tconv.hw.bus import pack_beat, unpack_beat
+from tconv.hw.check import check_layer
+from tconv.hw.layer import Conv1DTransposeTop
 
 __all__ = ["SimResult", "simulate"]
 

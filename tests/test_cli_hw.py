@@ -6,12 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 
 from tconv.flow.cli import main
 from tconv.sim.tools import SimulatorMissing, check_simulator
-
-from conftest import TINY_CONFIG
-
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from refmath import ref_overflow, ref_quantize, ref_round
 
 from tconv.model.fixedpoint import MAX_WIDTH, OVERFLOW_MODES, QUANTIZATION_MODES, FixedFormat
-
-from refmath import ref_overflow, ref_quantize, ref_round
 
 apy = pytest.importorskip("apytypes", reason="apytypes is the independent check: pip install -e '.[test]'")
 

@@ -25,12 +25,11 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from conftest import long_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tconv.flow.cli import main
-
-from conftest import long_run
 
 LONG = long_run()
 

@@ -19,8 +19,7 @@ import pytest
 
 from tconv.flow.cli import main
 from tconv.model import Conv1DTransposeQ, FixedFormat, LayerConfig, analyze, calibrate, sweep
-from tconv.model.config import (MAX_CHANNELS, MAX_DILATION_RATE, MAX_KERNEL_SIZE, MAX_STRIDES, MAX_VALUES,
-                                MIN_FRAME)
+from tconv.model.config import MAX_CHANNELS, MAX_DILATION_RATE, MAX_KERNEL_SIZE, MAX_STRIDES, MAX_VALUES, MIN_FRAME
 from tconv.model.fixedpoint import MAX_WIDTH
 
 LAYER = {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "linear", "use_bias": True,

@@ -3,7 +3,7 @@
 Every run starts with garbage in the scatter banks (a stale word would show),
 streams several frames back to back through the flat AXI4-Stream ports, and
 most add random tvalid gaps and tready stalls; the testbench checks the
-handshake rules on the way (tests in `tconv.hw.testbench`).
+handshake rules on the way (tests in `tconv.sim.amaranth_sim`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 
 from tconv.hw.check import check_layer
 from tconv.hw.lookup import index_bits, select_bits
-from tconv.hw.testbench import simulate
 from tconv.model import Conv1DTransposeQ, LayerConfig
+from tconv.sim.amaranth_sim import simulate
 
 warnings.filterwarnings("ignore", message=".*created but never used")
 

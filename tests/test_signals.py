@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_CONFIG, require_simulator
 
 TOP = "sigtop"
