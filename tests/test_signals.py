@@ -28,6 +28,8 @@ BIG = {**TINY_CONFIG, "layer": {**TINY_CONFIG["layer"], "filters": 16, "kernel_s
        "array": {"pe_count": 256}}
 # Far more than any test waits for: the simulation is always still running when signalled.
 LONG_RUN = ["--frames", "5000", "--length", "64", "-q"]
+#: The compiled Verilator testbench runs LONG_RUN in well under a second: ten times as much.
+LONG_RUN_VERILATOR = ["--frames", "50000", "--length", "64", "-q"]
 MESSAGES = {"SIGTERM": (143, "tconv: terminated (SIGTERM)"), "SIGHUP": (129, "tconv: terminated (SIGHUP)"),
             "SIGINT": (130, "tconv: interrupted")}
 
@@ -150,12 +152,13 @@ def _temporary(*folders: Path) -> list[Path]:
 def test_signal_during_simulation_ends_the_simulator_and_removes_its_files(design, tmp_path, simulator, signame):
     require_simulator(simulator)
     cache = tmp_path / "cache"
-    proc = _start(["simulate", design, "--simulator", simulator, *LONG_RUN], cache, tmp_path)
+    run = LONG_RUN_VERILATOR if simulator == "verilator" else LONG_RUN
+    proc = _start(["simulate", design, "--simulator", simulator, *run], cache, tmp_path)
     seen: dict = {}
     try:
         # Verilator compiles first (tens of seconds on a loaded machine).
         sim = _wait_for(lambda: next((pid for pid, (_, name) in _tree(proc.pid).items()
-                                      if name in ("vvp", TOP)), None), 240, f"the {simulator} child", proc)
+                                      if name in ("vvp", TOP, "Vtconv_tb")), None), 240, f"the {simulator} child", proc)
         time.sleep(0.5)  # the testbench is running, its files open in the temporary folder
         test_dir = Path(os.readlink(f"/proc/{sim}/cwd"))
         assert test_dir.name.startswith("tconv_sim_") and test_dir.is_dir()

@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("design", metavar="OUT/", help="folder written by tconv generate")
     p.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus",
                    help="default icarus")
+    p.add_argument("--engine", choices=["compiled", "cocotb"], default="compiled",
+                   help="testbench: compiled (Verilog testbench, simulator speed; default) or cocotb "
+                        "(sim/tb_layer.py, Python each cycle)")
     p.add_argument("--input", metavar="X.npy", help="frames (frames, length, in_channels): integer codes, "
                    "or floats to quantize with the input format")
     p.add_argument("--frames", type=int, help="random input: number of frames (default 3)")
@@ -30,7 +33,9 @@ def register(sub) -> None:
     p.add_argument("--isolate-frames", action="store_true",
                    help="send each frame after the previous one has left, so every frame's cycle count "
                         "can be compared with the manifest's formula (default: back to back)")
-    p.add_argument("--waves", action="store_true", help="write a waveform (FST on Icarus, VCD on Verilator)")
+    p.add_argument("--waves", action="store_true", help="write a waveform (FST on Icarus, VCD on Verilator) "
+                   "into the current folder, or to --wave-file")
+    p.add_argument("--wave-file", metavar="PATH", help="where --waves writes the waveform (implies --waves)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the simulator's output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=run)
@@ -119,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
               f"{sum(lengths)} input steps ...", file=sys.stderr)
     try:
         result = simulate(design.folder, args.simulator, lengths=lengths, inputs=inputs, seed=args.seed,
-                          source_pause=args.source_pause, sink_pause=args.sink_pause, waves=args.waves,
-                          isolate_frames=args.isolate_frames, verbose=args.verbose)
+                          source_pause=args.source_pause, sink_pause=args.sink_pause,
+                          waves=args.wave_file or args.waves, isolate_frames=args.isolate_frames,
+                          verbose=args.verbose, engine=args.engine)
     except SimulatorMissing as err:
         raise ValueError(str(err)) from None
     except RuntimeError as err:

