@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build_cache
-from .design import GeneratedDesign
+from .design import GeneratedDesign, frame_mismatch
 from .patterns import pause_table
 from .tools import simulator_env
 
@@ -188,15 +188,11 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
             break
         got = design.unpack_outputs([w for _, _, w in outs[pos:stop + 1]])
         pos = stop + 1
-        if got.shape != want.shape:
-            mismatches.append({"frame": index, "problem": f"{got.shape[0]} beats received, {want.shape[0]} expected"})
-            break
-        bad = np.argwhere(got != want)
-        if bad.size:
-            step, filt = (int(i) for i in bad[0])
-            mismatches.append({"frame": index, "step": step, "filter": filt,
-                               "expected": int(want[step, filt]), "got": int(got[step, filt]),
-                               "wrong_words": int(len(np.unique(bad[:, 0])))})
+        mismatch = frame_mismatch(index, got, want)
+        if mismatch:
+            mismatches.append(mismatch)
+            if "problem" in mismatch:
+                break
     extra = max(0, len(outs) - sum(out_lengths))
     if extra and not mismatches:
         mismatches.append({"problem": f"{extra} output beat(s) after the last expected one"})

@@ -11,7 +11,21 @@ from tconv.hw.bus import pack_beats, unpack_beats
 from tconv.hw.folder import DesignFolder, FolderError
 from tconv.model import Conv1DTransposeQ
 
-__all__ = ["GeneratedDesign"]
+__all__ = ["GeneratedDesign", "frame_mismatch"]
+
+
+def frame_mismatch(index: int, got: np.ndarray, want: np.ndarray) -> dict | None:
+    """How frame ``index``'s output codes ``got`` differ from the model's ``want``
+    (``(steps, filters)`` each): a ``problem`` when the beat counts differ, else the first
+    wrong code by step and filter and how many beats are wrong; None when they are equal."""
+    if got.shape != want.shape:
+        return {"frame": index, "problem": f"{got.shape[0]} beats received, {want.shape[0]} expected"}
+    bad = np.argwhere(got != want)
+    if not bad.size:
+        return None
+    step, filt = (int(i) for i in bad[0])
+    return {"frame": index, "step": step, "filter": filt, "expected": int(want[step, filt]),
+            "got": int(got[step, filt]), "wrong_words": int(len(np.unique(bad[:, 0])))}
 
 
 @dataclass

@@ -30,7 +30,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
-from tconv.sim.design import GeneratedDesign
+from tconv.sim.design import GeneratedDesign, frame_mismatch
 from tconv.sim.patterns import pause_pattern
 
 CLOCK_NS = 10
@@ -125,15 +125,11 @@ async def layer_matches_model(dut):
         rx = await with_timeout(sink.recv(), timeout_ns, "ns")
         got = design.unpack_outputs(rx.tdata)
         received += got.shape[0]
-        if got.shape != want.shape:
-            mismatches.append({"frame": index, "problem": f"{got.shape[0]} beats received, {want.shape[0]} expected"})
-            break
-        bad = np.argwhere(got != want)
-        if bad.size:
-            step, filt = (int(i) for i in bad[0])
-            mismatches.append({"frame": index, "step": step, "filter": filt,
-                               "expected": int(want[step, filt]), "got": int(got[step, filt]),
-                               "wrong_words": int(len(np.unique(bad[:, 0])))})
+        mismatch = frame_mismatch(index, got, want)
+        if mismatch:
+            mismatches.append(mismatch)
+            if "problem" in mismatch:
+                break
     # Nothing more may come out.
     await ClockCycles(dut.clk, 50)
     extra = sink.count()
