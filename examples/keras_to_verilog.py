@@ -40,7 +40,7 @@ def signals(n: int, rng: np.random.Generator) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * freq * t + phase)).sum(axis=1).astype("float32")
 
 
-def build_and_train(out: Path, epochs: int, seed: int) -> tuple[Path, Path]:
+def build_and_train(out: Path, epochs: int, seed: int, activation: str = "relu") -> tuple[Path, Path]:
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -49,7 +49,7 @@ def build_and_train(out: Path, epochs: int, seed: int) -> tuple[Path, Path]:
     x, y = hi[:, ::2, None], hi[:, :, None]  # every other sample in, all samples out
     inputs = keras.Input((LOW_RATE, 1), name="low_rate")
     h = keras.layers.Conv1D(8, 5, padding="same", activation="relu", name="encode")(inputs)
-    h = keras.layers.Conv1DTranspose(8, 4, strides=2, padding="same", activation="relu", name=LAYER)(h)
+    h = keras.layers.Conv1DTranspose(8, 4, strides=2, padding="same", activation=activation, name=LAYER)(h)
     outputs = keras.layers.Conv1D(1, 5, padding="same", name="head")(h)
     model = keras.Model(inputs, outputs, name="upsampler")
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
@@ -89,6 +89,9 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=8, help="input and weight bits (default 8)")
     parser.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--activation", default="relu",
+                        help="the Conv1DTranspose layer's Keras activation (default relu; e.g. tanh, sigmoid, "
+                             "gelu: every elementwise one is built in hardware)")
     args = parser.parse_args(argv)
     try:
         import keras  # noqa: F401
@@ -103,7 +106,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     step(1, "build and train a small Keras upsampler, save it as .keras")
-    model_path, data_path = build_and_train(out, args.epochs, args.seed)
+    model_path, data_path = build_and_train(out, args.epochs, args.seed, args.activation)
 
     step(2, "import the Conv1DTranspose layer and calibrate its formats (Python)")
     model = keras.saving.load_model(model_path)

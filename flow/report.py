@@ -154,6 +154,10 @@ class Report:
             lines += ["", "bit-width sweep (one format varied, its integer bits kept; the others as chosen)",
                       f"  {'stage':<7} {'format':<24} {'SQNR dB':>8} {'max |err|':>11} {'bound':>11}"]
             for r in self.sweep:
+                if r.get("skipped"):
+                    lines.append(f"  {r['stage']:<7} {r['format']:<24} skipped: the {self.layer.config.activation} "
+                                 "table would exceed its size limit")
+                    continue
                 lines.append(f"  {r['stage']:<7} {r['format']:<24} {r['sqnr_db']:>8.2f} "
                              f"{r['max_abs_error']:>11.4g} {r['bound']:>11.4g}")
         return "\n".join(lines)

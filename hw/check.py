@@ -21,9 +21,8 @@ def check_layer(layer_q, pe_count: int) -> Schedule:
     ------
     ValueError
         Naming the field and what it allows: ``array.pe_count`` (a power of two),
-        ``layer.activation`` (linear, relu, relu6, leaky_relu: the ones the layer
-        core builds; `PostProcess` computes every activation of the model but is
-        not wired into the core yet), ``formats.input`` /
+        ``layer.activation`` (every elementwise activation of the fixed-point
+        model, `tconv.model.ACTIVATIONS`), ``formats.input`` /
         ``formats.weight`` (at most 18 bits signed, 17 unsigned, one MULT18X18D
         operand), ``formats.output`` (a wrapping output must keep some bit of the
         result).

@@ -35,6 +35,8 @@ MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
 #: Largest Verilog file a folder may hand to a simulator or synthesis (a 65536-PE design is ~100 MB).
 MAX_VERILOG_BYTES = 1 << 30
+#: Largest activation table file: 65536 entries (MAX_TABLE_ENTRIES) of up to 20 digits each.
+MAX_TABLE_BYTES = 4 << 20
 #: System functions the generated Verilog uses; any other ($system, $fopen, $readmemh, ...) reaches
 #: the host or the file system and is refused.
 ALLOWED_SYSTEM_FUNCTIONS = frozenset({"$signed", "$unsigned"})
@@ -135,6 +137,7 @@ class DesignFolder:
         named += [(v, f"verilog_ecp5[{i}]") for i, v in enumerate(parsed.get("verilog_ecp5", []))]
         named += [(v, f"files[{i}]") for i, v in enumerate(parsed["files"] or [])]
         named += [(parsed[k], k) for k in ("verilator_waivers", "weights", "test_vectors")]
+        named += [(parsed["activation_table"], "activation.table")]
         named += [(parsed["ecp5_multiplier"], "array.multiplier_cell.ecp5_verilog")]
         for rel, key in named:
             if rel is not None:
@@ -189,6 +192,26 @@ class DesignFolder:
     @property
     def weights(self) -> Path:
         return self.path(self.parsed["weights"], "weights")
+
+    @property
+    def activation_table(self) -> dict | None:
+        """The table of a table activation as stored (`ActivationTable.to_json`), or None.
+
+        Raises :class:`FolderError` when the file is missing, too large or not JSON.
+        """
+        rel = self.parsed["activation_table"]
+        if rel is None:
+            return None
+        path = self.path(rel, "activation.table")
+        if path.stat().st_size > MAX_TABLE_BYTES:
+            raise FolderError(f"{path} (activation.table): larger than {MAX_TABLE_BYTES} bytes")
+        try:
+            table = json.loads(path.read_bytes())
+        except (UnicodeDecodeError, ValueError) as err:
+            raise FolderError(f"{path} (activation.table): not a JSON file ({err})") from None
+        if not isinstance(table, dict):
+            raise FolderError(f"{path} (activation.table): a JSON object expected")
+        return table
 
     @property
     def test_vectors(self) -> Path | None:

@@ -9,6 +9,7 @@ half-written.
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import amaranth
@@ -28,6 +29,8 @@ __all__ = ["generate", "design_files", "make_test_vectors", "manifest_frame_cycl
 TEST_VECTOR_LENGTHS = (8, 1, 5)
 
 DEFAULT_TOP = "tconv_conv1d_transpose"
+#: The table of a table activation in the design folder (ActivationTable.to_json).
+ACTIVATION_TABLE = "activation_table.json"
 _log = logging.getLogger(__name__)
 
 
@@ -84,7 +87,8 @@ def _npz(**arrays) -> bytes:
 
 def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) -> dict:
     """Write the design folder of ``layer_q`` into ``out_dir``: ``<top>.v``, ``ecp5/<top>_mul.v``,
-    ``<top>.vlt``, ``weights.npz`` (the baked-in codes), ``test_vectors.npz`` and ``manifest.json``.
+    ``<top>.vlt``, ``weights.npz`` (the baked-in codes), ``test_vectors.npz``, ``manifest.json``
+    and, for a table activation, ``activation_table.json``.
 
     Everything is checked (module name, what the hardware can build, the output
     folder) before anything is elaborated; the schedule is planned once, here.
@@ -190,6 +194,7 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
             "steady_state_mac_utilization": round(macs / (sch.pe_count * per_step), 6),
         },
         "generator": {"package": GENERATOR_PACKAGE, "amaranth": amaranth.__version__},
+        "activation": _activation(layer_q),
         "weights": "weights.npz",
         "test_vectors": "test_vectors.npz",
     }
@@ -201,4 +206,20 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
                             kernel=layer_q.kernel, bias=layer_q.bias),
         "test_vectors.npz": _npz(**make_test_vectors(layer_q)),
     }
+    if layer_q.activation_table is not None:
+        files[ACTIVATION_TABLE] = (json.dumps(layer_q.activation_table.to_json()) + "\n").encode()
     return files, manifest
+
+
+def _activation(layer_q) -> dict:
+    """The manifest's ``activation``: exact, or a table with its input format, size and proved error."""
+    name, table = layer_q.config.activation, layer_q.activation_table
+    if table is None:
+        return {"name": name, "kind": "exact"}
+    described = {k: v for k, v in table.describe().items() if k != "activation"}
+    return {"name": name, "kind": "table", "table": ACTIVATION_TABLE, **described,
+            "note": ("the accumulator is floored by input.drop_lsbs to the table input (input.frac "
+                     "fractional bits); input.lo..input.hi index the table (values in "
+                     f"{ACTIVATION_TABLE}, output integers with out_frac fractional bits before the output's "
+                     "overflow mode); past them the tails apply: const (that output integer), linear "
+                     "(x + value rounded by the output's mode) or overflow (just past the output's range)")}

@@ -171,11 +171,47 @@ def _format(formats: dict, key: str, where: str) -> FixedFormat:
         raise ManifestError(f"{where}: formats.{key}: {err}") from None
 
 
+def _activation(manifest: dict, config: LayerConfig, where: str) -> str | None:
+    """The optional ``activation`` object: its ``name`` is the layer's, and a table activation
+    (``kind`` "table") names its table file; returns that path or None."""
+    if "activation" not in manifest:
+        return None
+    act = _object(manifest, "activation", where)
+    if act.get("name") != config.activation:
+        raise ManifestError(f"{where}: activation.name is {_kind(act.get('name'))}, but layer.activation "
+                            f"is {config.activation!r}")
+    kind = act.get("kind")
+    if kind not in ("exact", "table"):
+        raise ManifestError(f"{where}: activation.kind must be 'exact' or 'table', got {_kind(kind)}")
+    return check_relative_path(act.get("table"), f"{where}: activation.table") if kind == "table" else None
+
+
+def _array(array: dict, where: str) -> dict:
+    """``pe_count``, ``cycles_per_step`` and ``ecp5_multiplier`` of the manifest's ``array``."""
+    pe = _int(array.get("pe_count"), f"{where}: array.pe_count", 1, MAX_PE_COUNT)
+    if pe & (pe - 1):
+        raise ManifestError(f"{where}: array.pe_count must be a power of two, got {pe}")
+    parsed = {"pe_count": pe}
+    per_step = array.get("cycles_per_step")
+    parsed["cycles_per_step"] = None if per_step is None else _int(
+        per_step, f"{where}: array.cycles_per_step", 1, MAX_COEFFICIENT)
+    cell = array.get("multiplier_cell")
+    parsed["ecp5_multiplier"] = None
+    if cell is not None:
+        if not isinstance(cell, dict):
+            raise ManifestError(f"{where}: array.multiplier_cell must be an object, got {_kind(cell)}")
+        if cell.get("ecp5_verilog") is not None:
+            parsed["ecp5_multiplier"] = check_relative_path(cell["ecp5_verilog"],
+                                                            f"{where}: array.multiplier_cell.ecp5_verilog")
+    return parsed
+
+
 def check_manifest(manifest: Any, where: str) -> dict:
     """Check a parsed manifest against the schema; ``where`` (the file) prefixes every error.
 
     Returns a dict of the parsed values every reader needs: ``top``, ``verilog``,
     ``verilator_waivers``, ``ecp5_multiplier``, ``weights``, ``test_vectors``,
+    ``activation_table`` (a table activation's table file, or None),
     ``files`` (paths, not yet resolved), ``config`` (:class:`LayerConfig`),
     ``formats`` ({stage: FixedFormat}), ``pe_count``, ``cycles_per_step`` and
     ``cycle_formula`` (:class:`CycleFormula` or None). Raises :class:`ManifestError`.
@@ -208,6 +244,7 @@ def check_manifest(manifest: Any, where: str) -> dict:
     if config.in_channels is None:
         raise ManifestError(f"{where}: layer.in_channels is missing")
     parsed["config"] = config
+    parsed["activation_table"] = _activation(manifest, config, where)
 
     formats = _object(manifest, "formats", where)
     stages = ["input", "weight", "output"] + (["bias"] if config.use_bias else [])
@@ -221,22 +258,7 @@ def check_manifest(manifest: Any, where: str) -> dict:
         if got != want:
             raise ManifestError(f"{where}: interface.{key} is {got}, but the layer and formats give {want}")
 
-    array = _object(manifest, "array", where)
-    pe = _int(array.get("pe_count"), f"{where}: array.pe_count", 1, MAX_PE_COUNT)
-    if pe & (pe - 1):
-        raise ManifestError(f"{where}: array.pe_count must be a power of two, got {pe}")
-    parsed["pe_count"] = pe
-    per_step = array.get("cycles_per_step")
-    parsed["cycles_per_step"] = None if per_step is None else _int(
-        per_step, f"{where}: array.cycles_per_step", 1, MAX_COEFFICIENT)
-    cell = array.get("multiplier_cell")
-    parsed["ecp5_multiplier"] = None
-    if cell is not None:
-        if not isinstance(cell, dict):
-            raise ManifestError(f"{where}: array.multiplier_cell must be an object, got {_kind(cell)}")
-        if cell.get("ecp5_verilog") is not None:
-            parsed["ecp5_multiplier"] = check_relative_path(cell["ecp5_verilog"],
-                                                            f"{where}: array.multiplier_cell.ecp5_verilog")
+    parsed.update(_array(_object(manifest, "array", where), where))
 
     perf = manifest.get("performance", {})
     if not isinstance(perf, dict):

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from .dot import adder_tree
 from .issue import built_tap_groups
 from .lookup import lookup, select_bits
-from .postprocess import Activation, Requantize, narrow, narrowing
+from .postprocess import PostProcess, narrow, narrowing
 from .schedule import Schedule
 
 __all__ = ["OutputRow", "bias_table"]
@@ -30,7 +30,8 @@ class OutputRow(wiring.Component):
 
     Timing (cycle 0 is the emitter's read): ``words`` (the banks' read data)
     and ``fl`` in cycle 1, ``touched`` in cycle 2, ``o`` in cycle ``latency`` =
-    2 + ``schedule.latency.merge`` (the merge tree) + 3 (activation, requantize).
+    2 + ``schedule.latency.merge`` (the merge tree) + 3 (`PostProcess`: activation and
+    requantization, or the activation's table).
 
     Parameters
     ----------
@@ -58,7 +59,7 @@ class OutputRow(wiring.Component):
         self.layer_q, self.schedule, self.gf = layer_q, schedule, gf
         self._row_bits = list(row_bits)
         self._taps = len(built_tap_groups(schedule))
-        self.latency = 2 + schedule.latency.merge + 3
+        self.latency = 2 + schedule.latency.merge + PostProcess.latency
         wa = layer_q.accumulator_format.width
         super().__init__({
             "words": In(data.ArrayLayout(signed(wa), self._taps)),
@@ -83,14 +84,12 @@ class OutputRow(wiring.Component):
         table = [Const(v, signed(Wa)) for v in select_bits(bias_table(q, self.schedule, gf), self._row_bits)]
         m.d.sync += bias.eq(lookup(self.fl, table) if self._row_bits else table[0])
         operands.append(bias)
-        nr = narrowing(q.config.activation, af.frac, of)
+        nr = narrowing(q.config.activation, af.frac, of, q.activation_table)
         merged_width = len(narrow(Signal(signed(Wa)), nr.acc_lo, nr.acc_hi, nr.acc_sign))
         acc = adder_tree(m, operands, signed(merged_width), name="merge",
                          select=lambda v: narrow(v[:Wa].as_signed(), nr.acc_lo, nr.acc_hi, nr.acc_sign))
-        act = Activation(q.config.activation, acc_width=merged_width, acc_frac=af.frac - nr.acc_lo,
-                         drop_lsbs=nr.act_drop, keep_bits=nr.act_keep, keep_sign=nr.act_sign)
-        m.submodules.activation = act
-        req = Requantize(of, in_width=act.out_width, in_frac=act.out_frac)
-        m.submodules.requantize = req
-        m.d.comb += [act.i.eq(acc), req.i.eq(act.o), self.o.eq(req.o)]
+        post = PostProcess(q.config.activation, of, acc_width=merged_width, acc_frac=af.frac - nr.acc_lo,
+                           table=q.activation_table, narrowing=nr)
+        m.submodules.postprocess = post
+        m.d.comb += [post.i.eq(acc), self.o.eq(post.o)]
         return m

@@ -8,15 +8,16 @@ valid bits alongside. Their numpy models are the golden model's own functions
 `PostProcess` is the whole step from the merged accumulator to the output code
 for every activation the fixed-point model computes, in 3 register stages:
 exact ones as `Activation` (1) + `Requantize` (2), table ones as narrow/index
-(1), table ROM or linear tail (2), overflow mode (3).
+(1), table ROM (2), tail or table (3).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from tconv.model.fixed_activations import (
@@ -24,6 +25,7 @@ from tconv.model.fixed_activations import (
     EXACT_ACTIVATIONS,
     LEAKY_SLOPE_CODE,
     LEAKY_SLOPE_FRAC,
+    NOT_ELEMENTWISE,
     TABLE_ACTIVATIONS,
     activation_extra_bits,
     activation_frac,
@@ -32,22 +34,27 @@ from tconv.model.fixed_activations import (
 
 from .lookup import lookup
 
-__all__ = ["Activation", "PostProcess", "Requantize", "activation_width", "check_activation", "Narrowing",
+__all__ = ["LUT_TABLE_ENTRIES", "table_codes", "Activation", "PostProcess", "Requantize", "activation_width", "check_activation", "Narrowing",
            "narrowing", "narrow"]
 
 
 def check_activation(name: str) -> None:
-    """Refuse an activation the generated layer does not build yet (`ACTIVATIONS`: wired and simulated)."""
+    """Refuse an activation the generated layer cannot build (`ACTIVATIONS`: every elementwise one)."""
     if name in ACTIVATIONS:
         return
-    if name in TABLE_ACTIVATIONS:
-        why = ("has no exact fixed-point form, and the generated layer does not build its table yet "
-               "(the fixed-point model computes it)")
-    elif name in EXACT_ACTIVATIONS:
-        why = "is not built by the generated layer yet (the fixed-point model computes it exactly)"
-    else:
-        why = "is not supported in hardware"
+    why = ("is not elementwise (it mixes the outputs of a step), so it has no fixed-point form"
+           if name in NOT_ELEMENTWISE else "is not supported in hardware")
     raise ValueError(f"layer.activation {name!r} {why}; supported in hardware: {', '.join(ACTIVATIONS)}")
+
+
+#: Tables up to this many entries are LUT ROMs (a mux tree); larger ones are block RAM.
+LUT_TABLE_ENTRIES = 256
+
+
+def table_codes(values, fmt) -> np.ndarray:
+    """Output codes (unsigned bits, two's complement) of output integers ``values`` by ``fmt``'s overflow mode."""
+    ints = fmt.requantize(np.asarray(values, dtype=np.int64), fmt.frac)
+    return ints & np.int64((1 << fmt.width) - 1)
 
 
 def activation_width(name: str, acc_width: int, acc_frac: int) -> int:
@@ -310,9 +317,11 @@ class PostProcess(wiring.Component):
     1. narrow ``t = i >> table.drop``; register the table index
        ``clip(t, lo, hi) - lo``, which side's tail applies, and a linear tail's
        value ``x + c`` rounded to the output (`Requantize`'s rounding);
-    2. register the output integer: the tail's constant or rounded value, else
-       the table entry (a LUT ROM, `lookup` on constants);
-    3. the output's overflow mode (`Requantize`'s second stage).
+    2. register the table's output code: the ROM holds the entries with the
+       output's overflow mode already applied (a LUT ROM up to
+       ``LUT_TABLE_ENTRIES`` entries, block RAM with its registered read port
+       above), and the linear tail's code (`Requantize`'s overflow stage);
+    3. register the tail's code (a constant, or the linear tail's) or the table's.
 
     Parameters
     ----------
@@ -371,46 +380,71 @@ class PostProcess(wiring.Component):
         d = tb.drop - self._lo  # the caller's narrowing already dropped acc_lo bits
         t = v[d:].as_signed() if d < w else v[-1].as_signed()
         lower, upper = tb.lower, tb.upper
+        # Stage 1: which side's tail applies, the table index, a linear tail's rounded value.
         below = Signal(name="table_below")
         above = Signal(name="table_above")
         index = Signal(tb.index_width, name="table_index")
         m.d.sync += [below.eq(t < tb.lo if lower else 0), above.eq(t > tb.hi if upper else 0),
                      index.eq(Mux(t < tb.lo, 0, Mux(t > tb.hi, tb.hi - tb.lo, t - tb.lo)))]
-        wide = fmt.overflow != "WRAP"
-        linear = [tail for tail in (lower, upper) if tail and tail.kind == "linear"]
-        lin = None
-        if linear:
-            g = max(self._acc_frac, 0)
-            k, shift = g - self._acc_frac, g - fmt.frac
-            base = v << k
-            offsets = [tail.value for tail in linear]
+        lin = self._linear_tail(m, v, w) if any(tl and tl.kind == "linear" for tl in (lower, upper)) else None
+        # Stage 2: the table's output code (the overflow mode is applied to the constants
+        # when they are built, so the ROM holds final codes), a linear tail's code.
+        code = self._rom(m, index, [int(c) for c in table_codes(tb.entries, fmt)])
+        below2, above2 = Signal(name="table_below2"), Signal(name="table_above2")
+        m.d.sync += [below2.eq(below), above2.eq(above)]
+        lin_code = None
+        if lin is not None:
+            lin_code = Signal(fmt.width, name="table_linear_code")
+            _overflow(m, lin, fmt, lin_code)
 
-            def plus(c):
-                return base + (c << g) if c else base
+        def tail_code(tail):
+            return lin_code if tail.kind == "linear" else Const(int(table_codes([tail.value], fmt)[0]), fmt.width)
 
-            x = Mux(t < tb.lo, plus(lower.value), plus(upper.value)) if len(set(offsets)) > 1 else plus(offsets[0])
-            lo_x = (-(1 << (w - 1)) << k) + (min(offsets) << g)
-            hi_x = (((1 << (w - 1)) - 1) << k) + (max(offsets) << g)
-            if fmt.rounding == "TRN" and shift > 0:  # a floor: drop the bits here, no wire keeps them
-                x, lo_x, hi_x, shift = x >> shift, lo_x >> shift, hi_x >> shift, 0
-            xw = _signed_width(lo_x, hi_x)
-            if not wide and shift <= 0:  # WRAP after no rounding: only the bits the output keeps
-                xw = max(min(xw, fmt.width + shift), 1)
-            xs = Signal(signed(xw), name="table_linear_x")
-            m.d.comb += xs.eq(x)
-            lin = _round(m, xs, len(xs), shift, fmt, name="table_linear", tight=True)
-        width = max(tb.entry_width, len(lin) if lin is not None else 1, fmt.width + 1) if wide else fmt.width
-        r = Signal(signed(width), name="table_out")
-
-        def tail_value(tail):
-            return lin if tail.kind == "linear" else Const(tail.value, signed(width))
-
-        entries = [Const(e, signed(width)) for e in tb.entries]
-        value = lookup(index, entries) if len(entries) > 1 else entries[0]
+        # Stage 3: a tail's code or the table's.
+        value = code
         if upper:
-            value = Mux(above, tail_value(upper), value)
+            value = Mux(above2, tail_code(upper), value)
         if lower:
-            value = Mux(below, tail_value(lower), value)
-        m.d.sync += r.eq(value)
-        _overflow(m, r, fmt, self.o)
+            value = Mux(below2, tail_code(lower), value)
+        m.d.sync += self.o.eq(value)
         return m
+
+    def _linear_tail(self, m, v, w: int):
+        """Register ``x + c`` of the linear tail(s), rounded to the output (before its overflow mode)."""
+        tb, fmt = self._table, self._fmt
+        lower, upper = tb.lower, tb.upper
+        linear = [tail for tail in (lower, upper) if tail and tail.kind == "linear"]
+        d = tb.drop - self._lo
+        t = v[d:].as_signed() if d < w else v[-1].as_signed()
+        g = max(self._acc_frac, 0)
+        k, shift = g - self._acc_frac, g - fmt.frac
+        base = v << k
+        offsets = [tail.value for tail in linear]
+
+        def plus(c):
+            return base + (c << g) if c else base
+
+        x = Mux(t < tb.lo, plus(lower.value), plus(upper.value)) if len(set(offsets)) > 1 else plus(offsets[0])
+        lo_x = (-(1 << (w - 1)) << k) + (min(offsets) << g)
+        hi_x = (((1 << (w - 1)) - 1) << k) + (max(offsets) << g)
+        if fmt.rounding == "TRN" and shift > 0:  # a floor: drop the bits here, no wire keeps them
+            x, lo_x, hi_x, shift = x >> shift, lo_x >> shift, hi_x >> shift, 0
+        xw = _signed_width(lo_x, hi_x)
+        if fmt.overflow == "WRAP" and shift <= 0:  # WRAP after no rounding: only the bits the output keeps
+            xw = max(min(xw, fmt.width + shift), 1)
+        xs = Signal(signed(xw), name="table_linear_x")
+        m.d.comb += xs.eq(x)
+        return _round(m, xs, len(xs), shift, fmt, name="table_linear", tight=True)
+
+    def _rom(self, m, index, codes: list[int]):
+        """Register ``codes[index]``: block RAM (a memory with a registered read port) for a
+        table of more than ``LUT_TABLE_ENTRIES`` entries, else a LUT ROM (a mux tree)."""
+        width = self._fmt.width
+        if len(codes) > LUT_TABLE_ENTRIES:
+            m.submodules.table_rom = rom = memory.Memory(shape=width, depth=len(codes), init=codes)
+            port = rom.read_port()
+            m.d.comb += port.addr.eq(index)
+            return port.data
+        code = Signal(width, name="table_code")
+        m.d.sync += code.eq(lookup(index, [Const(c, width) for c in codes]) if len(codes) > 1 else codes[0])
+        return code

@@ -39,7 +39,7 @@ import numpy as np
 from . import activations as float_activations
 from .fixedpoint import _ROUND_FLOAT, _ROUND_SHIFT, MAX_WIDTH, FixedFormat
 
-__all__ = ["MAX_TABLE_ENTRIES", "TAIL_FROM", "ActivationTable", "Tail", "build_table", "critical_points"]
+__all__ = ["TableTooLarge", "MAX_TABLE_ENTRIES", "TAIL_FROM", "ActivationTable", "Tail", "build_table", "critical_points"]
 
 #: The largest table accepted (entries per filter group's ROM).
 MAX_TABLE_ENTRIES = 1 << 16
@@ -62,6 +62,10 @@ _TAILS = {
 }
 # Activations with an interior extremum (a minimum on the negative side).
 _NOT_MONOTONE = ("gelu", "silu", "mish", "hard_silu")
+
+
+class TableTooLarge(ValueError):
+    """The table within the accuracy bound would need more entries than allowed."""
 
 
 @cache
@@ -183,6 +187,13 @@ class ActivationTable:
                 "lower_tail": self.lower.to_dict() if self.lower else None,
                 "upper_tail": self.upper.to_dict() if self.upper else None,
                 "max_error_lsb": self.max_error_lsb, "bound_lsb": self.bound_lsb}
+
+    def to_json(self) -> dict:
+        """The whole table as JSON-ready data (`describe` plus the accumulator it was proved
+        on and every entry): what a design folder stores, for the model and for other tools."""
+        return {**self.describe(), "accumulator": {"frac": self.acc_frac, "min_code": self.acc_min,
+                                                   "max_code": self.acc_max},
+                "rounding": self.rounding, "values": list(self.entries)}
 
 
 def _signed_width(v: int) -> int:
@@ -307,7 +318,7 @@ def _try(p: _Proof, name: str, acc: FixedFormat, s: int, tails, max_entries: int
     upper = upp[1] if upp and hi < tmax else None
     size = hi - lo + 1
     if size > max_entries:
-        raise ValueError(
+        raise TableTooLarge(
             f"activation {name!r} needs a table of more than {max_entries} entries (MAX_TABLE_ENTRIES) "
             f"to stay within {p.bound:g} LSB of the output {p.out} on accumulator {acc} "
             f"({size} at {s} input fractional bits); use an output format with fewer fractional "

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .activation_tables import TableTooLarge
 from .activations import _SELU_ALPHA, _SELU_SCALE, _SHRINK_THRESHOLD
 from .fixed_activations import FIXED_ACTIVATIONS, LEAKY_SLOPE, LEAKY_SLOPE_CODE, LEAKY_SLOPE_FRAC
 from .fixedpoint import MAX_WIDTH, FixedFormat
@@ -363,6 +364,8 @@ def check_sweep(layer: Conv1DTransposeQ, widths, vary) -> tuple[list[int], tuple
     def problem(stage: str, width: int) -> str | None:
         try:
             Conv1DTransposeQ(cfg, kernel, bias, **_trial_formats(layer, stage, width))
+        except TableTooLarge:
+            return None  # a row of its own: `sweep` reports the width as skipped
         except ValueError as err:
             return str(err)
         return None
@@ -388,7 +391,9 @@ def sweep(layer: Conv1DTransposeQ, x=None, *, widths=range(4, 17), vary=("weight
     ``bias_format``). ``vary`` is one stage name or several (:func:`sweep_stages`);
     the whole sweep is checked before it runs (:func:`check_sweep`). Returns one row
     per (stage, width) with ``stage``, ``width``, ``format``, ``sqnr_db``,
-    ``max_abs_error``, ``bound`` and ``bias_format``.
+    ``max_abs_error``, ``bound`` and ``bias_format``; a width whose activation
+    table would be too large (`tconv.model.activation_tables.TableTooLarge`) is a
+    row with NaN values and ``skipped`` (the reason).
     """
     from tqdm.auto import tqdm
 
@@ -400,10 +405,15 @@ def sweep(layer: Conv1DTransposeQ, x=None, *, widths=range(4, 17), vary=("weight
     rows = []
     for stage, width in tqdm(jobs, desc="bit-width sweep", disable=not progress, leave=False):
         formats = _trial_formats(layer, stage, width)
-        trial = Conv1DTransposeQ(layer.config, layer.kernel, layer.bias if layer.config.use_bias else None,
-                                 **formats)
+        row = {"stage": stage, "width": width, "format": str(formats[f"{stage}_format"]),
+               "bias_format": str(formats["bias_format"]) if formats["bias_format"] else None}
+        try:
+            trial = Conv1DTransposeQ(layer.config, layer.kernel, layer.bias if layer.config.use_bias else None,
+                                     **formats)
+        except TableTooLarge as err:
+            nan = float("nan")
+            rows.append({**row, "sqnr_db": nan, "max_abs_error": nan, "bound": nan, "skipped": str(err)})
+            continue
         rep = analyze(trial, x)
-        rows.append({"stage": stage, "width": width, "format": str(formats[f"{stage}_format"]),
-                     "sqnr_db": rep.sqnr_db, "max_abs_error": rep.max_abs_error, "bound": rep.bound,
-                     "bias_format": str(formats["bias_format"]) if formats["bias_format"] else None})
+        rows.append({**row, "sqnr_db": rep.sqnr_db, "max_abs_error": rep.max_abs_error, "bound": rep.bound})
     return rows

@@ -20,6 +20,11 @@ Headroom policy (:class:`CalibrationPolicy`, the defaults in brackets):
 - inputs whose calibration values are all >= 0 get an unsigned format
   (``ufixed``: one more bit of precision), as does the output of ``relu`` and
   ``relu6`` layers; weights and bias stay signed;
+- a table activation's output (sigmoid, tanh, gelu, ...: see
+  `tconv.model.activation_tables`) keeps fewer fractional bits when the table
+  within one output LSB would need more than ``CALIBRATED_TABLE_ENTRIES``
+  entries (a 16-bit tanh output needs about 85,000); the result notes it, and a
+  given ``output_width`` or output format is used as it is;
 - every calibrated format rounds to nearest (``RND``, ties up: one adder in
   hardware) and saturates (``SAT``) [``rounding``, ``overflow``].
 
@@ -37,7 +42,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .activation_tables import MAX_TABLE_ENTRIES, build_table
 from .config import LayerConfig
+from .fixed_activations import TABLE_ACTIVATIONS
 from .fixedpoint import MAX_WIDTH, FixedFormat
 from .float_model import conv1d_transpose
 from .quantized import Conv1DTransposeQ
@@ -45,6 +52,9 @@ from .quantized import Conv1DTransposeQ
 __all__ = ["CalibrationPolicy", "Calibration", "StageCalibration", "calibrate", "choose_format",
            "default_input", "STAGES"]
 
+#: Largest table a calibrated output format leads to: a table activation's output is narrowed
+#: (fewer fractional bits) until its table fits (4096 entries: a few block RAMs per filter group).
+CALIBRATED_TABLE_ENTRIES = 4096
 #: The formats a layer has, in the order they are chosen (bias needs ``Fa``, output needs the bias).
 STAGES = ("weight", "input", "bias", "output")
 _UNSIGNED_ACTIVATIONS = ("relu", "relu6")
@@ -280,6 +290,22 @@ def _stage(fmt: FixedFormat, values: np.ndarray, source: str, headroom=None, not
                             headroom, note)
 
 
+def _fit_table(name: str, acc: FixedFormat, fmt: FixedFormat) -> tuple[FixedFormat, str]:
+    """The widest output format with ``fmt``'s integer bits whose ``name`` table has at most
+    `CALIBRATED_TABLE_ENTRIES` entries, and a note when it is narrower than ``fmt``."""
+    for width in range(fmt.width, 1, -1):
+        trial = FixedFormat(width, fmt.integer, fmt.signed, fmt.rounding, fmt.overflow)
+        try:
+            build_table(name, acc, trial, max_entries=CALIBRATED_TABLE_ENTRIES)
+        except ValueError:
+            continue
+        if width == fmt.width:
+            return fmt, ""
+        return trial, (f"the {name} table within 1 LSB of {fmt} would need more than "
+                       f"{CALIBRATED_TABLE_ENTRIES} entries")
+    return fmt, ""  # generate then names the table size it would need
+
+
 def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, width: int = 8,
               policy: CalibrationPolicy | None = None, data_name: str | None = None, batch: int = 4,
               length: int = 32, seed: int = 0) -> Calibration:
@@ -410,6 +436,13 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
         fmt = choose_format(both, policy.stage_width("output"), headroom=h, signed=not unsigned,
                             rounding=rnd, overflow=ovf)
         note = f"{config.activation} output: unsigned" if unsigned else ""
+        if config.activation in TABLE_ACTIVATIONS and policy.output_width is None:
+            fmt, narrowed = _fit_table(config.activation, probe.accumulator_format, fmt)
+            if narrowed:
+                note = ", ".join(filter(None, [note, narrowed]))
+                notes.append(f"the output is {fmt.width} bits, not {policy.stage_width('output')}: {narrowed} "
+                             f"(pass output_width / --format output=... for a wider one, up to "
+                             f"{MAX_TABLE_ENTRIES} table entries)")
         stages["output"] = _stage(fmt, float_out.ravel(), "calibrated", h, note)
         stages["output"].min = float(min(stages["output"].min, both.min()))
         stages["output"].max = float(max(stages["output"].max, both.max()))

@@ -35,10 +35,9 @@ TABLE_ACTIVATIONS = ("sigmoid", "tanh", "hard_sigmoid", "hard_silu", "gelu", "si
 FIXED_ACTIVATIONS = EXACT_ACTIVATIONS + TABLE_ACTIVATIONS
 #: Keras activations that are not elementwise: refused in fixed point.
 NOT_ELEMENTWISE = ("softmax", "log_softmax", "glu", "sparsemax")
-#: Activations the generated hardware builds today (model and RTL end to end). The
-#: post-processing block (`tconv.hw.postprocess.PostProcess`) computes every one of
-#: FIXED_ACTIVATIONS; this grows to FIXED_ACTIVATIONS when the layer core uses it.
-ACTIVATIONS = ("linear", "relu", "relu6", "leaky_relu")
+#: Activations the generated hardware builds: every one the fixed-point model computes
+#: (`tconv.hw.postprocess.PostProcess` in each output row).
+ACTIVATIONS = FIXED_ACTIVATIONS
 #: Fractional bits of Keras' leaky_relu slope in the fixed-point datapath.
 LEAKY_SLOPE_FRAC = 16
 #: The slope as the datapath multiplies by it: ``LEAKY_SLOPE`` with ``LEAKY_SLOPE_FRAC`` fractional bits.

@@ -85,6 +85,7 @@ class GeneratedDesign:
                 output_format=fmts["output"])
         if not np.array_equal(layer.kernel_codes, kernel_codes):
             raise FolderError(f"{weights_path}: kernel_codes do not survive the weight format {weight_fmt}")
+        _check_activation_table(files, layer)
         return cls(files.folder, files.manifest, layer, files)
 
     @property
@@ -130,3 +131,25 @@ class GeneratedDesign:
         """
         formula = self.files.cycle_formula
         return None if formula is None else formula.cycles(length)
+
+
+def _check_activation_table(files: DesignFolder, layer: Conv1DTransposeQ) -> None:
+    """The folder's activation table is the one the model builds from the formats (model and RTL use one table)."""
+    where = f"{files.folder / 'manifest.json'}: activation"
+    want = layer.activation_table
+    if want is None:
+        if files.parsed["activation_table"] is not None:
+            raise FolderError(f"{where}: {layer.config.activation!r} is exact, but the manifest names a table")
+        return
+    if files.parsed["activation_table"] is None:
+        raise FolderError(f"{where}: {layer.config.activation!r} is a table activation, but the manifest names "
+                          "no table (activation.kind 'table', activation.table)")
+    got = files.activation_table
+    if got != want.to_json():
+        path = files.path(files.parsed["activation_table"], "activation.table")
+        values = got.get("values")
+        detail = ""
+        if isinstance(values, list) and len(values) == want.size:
+            i = next((i for i, (a, b) in enumerate(zip(values, want.entries)) if a != b), None)
+            detail = f" (entry {i} is {values[i]!r}, the model's is {want.entries[i]})" if i is not None else ""
+        raise FolderError(f"{path}: not the {want.name} table the formats give{detail}; regenerate the design")

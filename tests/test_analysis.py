@@ -117,3 +117,22 @@ def test_sweep_rows_and_trend():
     assert rows[0]["format"] == "fixed<4,1,RND,SAT>"
     with pytest.raises(ValueError, match="cannot vary"):
         sweep(q, vary=("kernel",), progress=False)
+
+
+def test_sweep_reports_widths_whose_table_is_too_large_as_skipped():
+    """A table activation's output widths past the table limit are rows marked skipped (NaN),
+    not a failed sweep; the others are measured."""
+    from tconv.model.activation_tables import TableTooLarge
+
+    cfg = LayerConfig(filters=2, kernel_size=3, strides=2, activation="softsign", in_channels=3)
+    rng = np.random.default_rng(1)
+    q = Conv1DTransposeQ(cfg, rng.uniform(-1, 1, (3, 2, 3)), np.zeros(2), input_format="fixed<8,3,RND,SAT>",
+                         weight_format="fixed<8,1,RND,SAT>", bias_format="fixed<12,4>",
+                         output_format="fixed<8,2,RND,SAT>")
+    rows = sweep(q, widths=[6, 8, 20], vary="output", progress=False)
+    assert [r["width"] for r in rows] == [6, 8, 20]
+    with pytest.raises(TableTooLarge):
+        Conv1DTransposeQ(cfg, q.kernel, q.bias, input_format=q.input_format, weight_format=q.weight_format,
+                         bias_format=q.bias_format, output_format="fixed<20,2,RND,SAT>")
+    assert "skipped" in rows[2] and "65536" in rows[2]["skipped"] and np.isnan(rows[2]["sqnr_db"])
+    assert all("skipped" not in r and np.isfinite(r["sqnr_db"]) for r in rows[:2])

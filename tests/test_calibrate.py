@@ -142,3 +142,27 @@ def test_policy_widths_headroom_and_errors():
         calibrate(cfg, np.ones((2, 1, 1)), np.zeros(1), np.zeros((1, 20, 2)))
     with pytest.raises(ValueError, match="NaN/inf"):
         calibrate(cfg, np.ones((2, 1, 1)), np.zeros(1), np.full((1, 3, 1), np.inf))
+
+
+def test_table_activation_output_narrowed_until_its_table_fits():
+    """A 16-bit tanh output would need a table of ~85,000 entries: calibration keeps the
+    output's integer bits, drops fractional bits until the table has at most
+    CALIBRATED_TABLE_ENTRIES entries, and says so; a given output width is kept."""
+    from tconv.model.calibrate import CALIBRATED_TABLE_ENTRIES
+
+    rng = np.random.default_rng(0)
+    cfg = LayerConfig(filters=3, kernel_size=4, strides=2, padding="same", activation="tanh", in_channels=8)
+    kernel, bias, x = rng.normal(0, 0.3, (4, 3, 8)), rng.normal(0, 0.1, 3), rng.uniform(0, 1.5, (4, 32, 8))
+    cal = calibrate(cfg, kernel, bias, x, width=8)
+    out = cal.formats["output"]
+    wide = FixedFormat(16, out.integer, out.signed, out.rounding, out.overflow)
+    q = Conv1DTransposeQ(cfg, kernel, bias, **cal.layer_kwargs())
+    assert out.width < 16 and q.activation_table.size <= CALIBRATED_TABLE_ENTRIES
+    # One more fractional bit would need a larger table: the narrowest narrowing, not more.
+    one_more = FixedFormat(out.width + 1, out.integer, out.signed, out.rounding, out.overflow)
+    assert Conv1DTransposeQ(cfg, kernel, bias, **{**cal.layer_kwargs(), "output_format": one_more}) \
+        .activation_table.size > CALIBRATED_TABLE_ENTRIES
+    assert any(f"would need more than {CALIBRATED_TABLE_ENTRIES} entries" in n for n in cal.notes)
+    assert str(wide) in str(cal)
+    kept = calibrate(cfg, kernel, bias, x, width=8, policy=CalibrationPolicy(output_width=12))
+    assert kept.formats["output"].width == 12

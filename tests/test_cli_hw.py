@@ -48,7 +48,9 @@ def test_generate_writes_the_design_folder(files, capsys):
 @pytest.mark.parametrize("edit,message", [
     (lambda c: c["array"].update(pe_count=6), "array.pe_count must be a power of two"),
     (lambda c: c["array"].update(pes=4), "array: unknown key(s) ['pes']"),
-    (lambda c: c["layer"].update(activation="tanh"), "has no exact fixed-point form"),
+    (lambda c: c["layer"].update(activation="softmax"), "'softmax' is not elementwise"),
+    (lambda c: (c["layer"].update(activation="softsign"), c["formats"].update(output="fixed<24,2,RND,SAT>")),
+     "needs a table of more than 65536 entries"),
     (lambda c: c["formats"].update(input="fixed<20,3>"), "formats.input fixed<20,3> is too wide"),
     (lambda c: c["formats"].update(output="fixed<6,-12>"), "formats.output fixed<6,-12> wraps away every bit"),
 ])

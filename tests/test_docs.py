@@ -506,14 +506,17 @@ def test_contract_manifest_example_is_a_generated_manifest(demo_design):
 def test_design_folder_page_matches_what_generate_writes(demo_design):
     """docs/design-folders.md: the file table, the test vectors' frame lengths, the weight file's
     arrays and the cycle-formula example's keys are what generate writes."""
-    from tconv.hw.generate import TEST_VECTOR_LENGTHS
+    from tconv.hw.generate import ACTIVATION_TABLE, TEST_VECTOR_LENGTHS
     from tconv.hw.manifest import CycleFormula
 
     out, _, manifest = demo_design
     text = _text("docs/design-folders.md")
     table = _section(text, "## What a design folder holds")
-    named = [m.replace("<top>", manifest["top"]) for m in re.findall(r"^\| `([^`]+)` \|", table, re.M)]
+    rows = re.findall(r"^\| `([^`]+)` \| (.*)$", table, re.M)
+    named = [m.replace("<top>", manifest["top"]) for m, what in rows if not what.startswith("only for")]
     assert sorted(named) == sorted(["manifest.json", *manifest["files"]])
+    # A table activation's folder holds its table too (the demo layer's relu is exact).
+    assert [m for m, what in rows if what.startswith("only for a table activation")] == [ACTIVATION_TABLE]
     lengths = tuple(int(n) for n in re.findall(r"\d+", _one(r"input codes of three frames \(([^)]+) steps\)",
                                                                 table, "test vectors")))
     assert lengths == TEST_VECTOR_LENGTHS

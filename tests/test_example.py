@@ -18,7 +18,8 @@ SCRIPT = ROOT / "examples" / "keras_to_verilog.py"
 
 @pytest.mark.keras
 @pytest.mark.slow
-def test_keras_to_verilog_example_runs_end_to_end(tmp_path):
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_keras_to_verilog_example_runs_end_to_end(tmp_path, activation):
     pytest.importorskip("keras", reason="the example needs Keras: pip install -e '.[keras]'")
     try:
         check_simulator("icarus")
@@ -27,7 +28,8 @@ def test_keras_to_verilog_example_runs_end_to_end(tmp_path):
             pytest.fail(f"simulator required by this run: {err}")
         pytest.skip(str(err))
     # One epoch: the flow, not the training, is under test.
-    run = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--epochs", "1"],
+    run = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--epochs", "1",
+                          "--activation", activation],
                          capture_output=True, text=True, timeout=300,
                          env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -42,5 +44,7 @@ def test_keras_to_verilog_example_runs_end_to_end(tmp_path):
     # The report, the generated design and the Python import agree on the calibrated formats.
     assert report["calibration"]["formats"] == {k: v for k, v in manifest["formats"].items() if k != "accumulator"}
     assert report["within_bound"] is True and report["sqnr_db"] > 30
+    assert manifest["layer"]["activation"] == activation
+    assert manifest["activation"]["kind"] == ("table" if activation == "tanh" else "exact")
     assert {p.name for p in (tmp_path / "report").glob("*.png")} == {"sqnr_vs_bits.png", "error_histogram.png",
                                                                      "trace.png"}

@@ -237,8 +237,8 @@ def test_validation_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match=r"formats\.weight.*17 bits unsigned"):
         generate(uwide, out)
     sig = make_layer(1, filters=2, kernel_size=3, in_channels=2)
-    sig.config = dataclasses.replace(sig.config, activation="sigmoid")
-    with pytest.raises(ValueError, match=r"layer\.activation.*linear, relu, relu6, leaky_relu"):
+    sig.config = dataclasses.replace(sig.config, activation="softmax")
+    with pytest.raises(ValueError, match=r"layer\.activation 'softmax' is not elementwise.*linear, relu, .*sigmoid"):
         generate(sig, out)
     assert not out.exists()  # nothing half-written
 

@@ -21,8 +21,9 @@ def register(sub) -> None:
         description="Quantize the weights, elaborate the systolic array and write OUT/<top>.v "
                     "(the layer and its multiplier cell), OUT/ecp5/<top>_mul.v (that cell as an ECP5 "
                     "MULT18X18D, for tconv synth), "
-                    "OUT/manifest.json, OUT/<top>.vlt (Verilator waivers), OUT/weights.npz and "
-                    "OUT/test_vectors.npz. The layer comes from CONFIG.json and --weights, or from a saved "
+                    "OUT/manifest.json, OUT/<top>.vlt (Verilator waivers), OUT/weights.npz, "
+                    "OUT/test_vectors.npz and, for a table activation (sigmoid, tanh, gelu, ...), "
+                    "OUT/activation_table.json. The layer comes from CONFIG.json and --weights, or from a saved "
                     "Keras model (--keras, --layer) with its formats calibrated on --data. Nothing is "
                     "written when anything is wrong.")
     p.add_argument("config", nargs="?", metavar="CONFIG.json", help="layer, formats and array as in design.md")
@@ -39,6 +40,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tconv.hw.generate import generate
+    from tconv.hw.postprocess import LUT_TABLE_ENTRIES
 
     from ..files import load_config, load_weights
     from ..keras_model import check_form, load_keras_layer, note_default_data, parse_formats
@@ -70,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"  formats           input {fmts['input']}, weight {fmts['weight']}"
           + (f", bias {fmts['bias']}" if fmts.get("bias") else "") + f", output {fmts['output']}")
     print(f"  accumulator       {fmts['accumulator']}")
+    act = manifest["activation"]
+    if act["kind"] == "table":
+        where = "block RAM" if act["entries"] > LUT_TABLE_ENTRIES else "LUT ROM"
+        print(f"  activation        {act['name']}: table of {act['entries']} x {act['entry_width']} bits ({where}, "
+              f"input {act['input']['frac']} fractional bits), within {act['max_error_lsb']:.3f} output LSB "
+              f"(bound {act['bound_lsb']:g}), {act['table']}")
+    else:
+        print(f"  activation        {act['name']} (exact)")
     print(f"  array             {arr['pe_count']} PEs, {perf['cycles_per_step']} cycles per input step")
     print(f"  cycles per frame  {perf['cycles_per_frame_formula']}")
     if calibration is not None:
