@@ -64,7 +64,7 @@ class DotProduct(wiring.Component):
     Parameters
     ----------
     lanes : int
-        Multipliers (a power of two).
+        Multipliers (any count; the tree passes an odd operand on to the next level).
     x_shape, w_shape : Shape
         Operand shapes (signedness included).
     out_width : int

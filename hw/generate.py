@@ -95,7 +95,9 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
     The folder is written by :func:`tconv.hw.folder.write_design`: all or nothing,
     replacing only the files of an earlier generate, refusing a non-empty folder
     that tconv did not generate. Progress goes to the ``tconv.hw.generate``
-    logger (silent unless the application configures logging; the CLI does).
+    logger (silent unless the application configures logging; the CLI does), and so
+    does a note when the layer keeps fewer than 95% of the multipliers busy on long
+    frames (`Schedule.utilization_note`: what it reaches, why, a pe_count that would).
 
     Parameters
     ----------
@@ -124,6 +126,9 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
     top = DEFAULT_TOP if top is None else check_module_name(top, "top (--top)")
     schedule = check_layer(layer_q, pe_count)
     check_output_folder(out_dir)
+    note = schedule.utilization_note()
+    if note:  # not an error: the design is exact and as fast as this pe_count allows
+        _log.info("tconv: note: %s", note)
     _log.info("elaborating %d-PE array and writing Verilog ...", pe_count)
     files, manifest = design_files(layer_q, schedule, top=top)
     write_design(out_dir, files, manifest)

@@ -33,10 +33,15 @@ from dataclasses import dataclass, field
 
 from tconv.model import geometry
 
-__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "LUT_ROM_WORDS"]
+__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "LUT_ROM_WORDS",
+           "plan_mapping", "UTILIZATION_TARGET"]
 
 #: Largest ``array.pe_count`` tconv builds or accepts in a manifest.
 MAX_PE_COUNT = 65536
+
+#: Steady-state MAC utilization below which `tconv generate` notes what the layer
+#: reaches and which pe_count would do better (`Schedule.utilization_note`).
+UTILIZATION_TARGET = 0.95
 
 
 def check_pe_count(pe_count, where: str = "array.pe_count") -> int:
@@ -124,6 +129,44 @@ def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
     return Latencies(issue_to_write, operand, product, tree, chunk, merge, emit_to_out)
 
 
+def _splits(n: int, most: int) -> list[tuple[int, int]]:
+    """``(parts, per_part)`` for every distinct ``per_part = ceil(n / parts)``, ``parts <= most``,
+    each with the fewest parts that give it."""
+    out = {}
+    for parts in range(1, min(n, most) + 1):
+        out.setdefault(-(-n // parts), parts)
+    return [(parts, per) for per, parts in out.items()]
+
+
+def plan_mapping(in_channels: int, filters: int, kernel_size: int, strides: int,
+                 pe_count: int) -> tuple[int, int, int, int]:
+    """``(lanes, filter_groups, tap_groups, cycles_per_step)`` of the fastest mapping.
+
+    Every count is any integer (not only a power of two) with
+    ``lanes * filter_groups * tap_groups <= pe_count``; ``lanes`` is the
+    smallest that gives its chunk count, so the groups get every PE left.
+    The key is the steady-state cycles per step, ``max(T, strides *
+    filters_per_group)`` (the emitter spends ``filters_per_group`` cycles on each
+    of a step's ``strides`` positions), then ``T``; ties keep fewer chunks (wider
+    groups: fewer banks), fewer tap groups (fewer merges), fewer filter rows per
+    group (faster emission) and fewer PEs.
+    """
+    C, F, K, P = in_channels, filters, kernel_size, pe_count
+    best = None
+    for chunks, lanes in _splits(C, C):
+        if lanes > P:
+            continue
+        groups = P // lanes
+        for gf, fg in _splits(F, groups):
+            for gk, kg in _splits(K, groups // gf):
+                t = kg * fg * chunks
+                key = (max(t, strides * fg), t, chunks, gk, fg, lanes * gf * gk)
+                if best is None or key < best[0]:
+                    best = (key, lanes, gf, gk, t)
+    _, lanes, gf, gk, t = best
+    return lanes, gf, gk, t
+
+
 @dataclass(frozen=True)
 class Schedule:
     """How one ``Conv1DTranspose`` layer runs on a ``pe_count``-PE array.
@@ -134,9 +177,9 @@ class Schedule:
     Attributes
     ----------
     lanes : int
-        PEs per group, ``min(next_pow2(in_channels), pe_count)``.
+        PEs per group, any count up to ``pe_count`` (`plan_mapping`).
     groups : int
-        ``pe_count // lanes``, arranged as ``filter_groups x tap_groups``.
+        ``filter_groups * tap_groups`` (at most ``pe_count // lanes``).
     chunks : int
         Channel chunks per (tap, filter) item, ``ceil(in_channels / lanes)``.
     filters_per_group, taps_per_group : int
@@ -204,18 +247,9 @@ class Schedule:
         s = object.__setattr__
         C, F, K = self.in_channels, self.filters, self.kernel_size
         st, d = self.strides, self.dilation_rate
-        lanes = min(next_pow2(C), self.pe_count)
-        groups = self.pe_count // lanes
+        lanes, gf, gk, t = plan_mapping(C, F, K, st, self.pe_count)
         chunks = -(-C // lanes)
-        best = None
-        gf = groups
-        while gf >= 1:
-            gk = groups // gf
-            t = -(-F // gf) * -(-K // gk) * chunks
-            if best is None or t < best[0]:  # ties keep the larger gf: fewer merges, faster emission
-                best = (t, gf, gk)
-            gf //= 2
-        t, gf, gk = best
+        groups = gf * gk
         s(self, "lanes", lanes)
         s(self, "groups", groups)
         s(self, "filter_groups", gf)
@@ -427,6 +461,44 @@ class Schedule:
         counts cropped products too, so it is at least docs/contract.md's MAC utilization
         (``LayerConfig.useful_macs``), and equal for ``valid`` padding."""
         return self.frame_macs(length) / (self.pe_count * self.frame_cycles(length))
+
+    def steady_utilization(self) -> float:
+        """Products per PE-cycle on long frames: ``kernel_size * filters * in_channels /
+        (pe_count * per_step)`` with ``per_step`` from `cycle_formula`."""
+        per_step = self.cycle_formula()[1]
+        return self.kernel_size * self.filters * self.in_channels / (self.pe_count * per_step)
+
+    def utilization_note(self, target: float = UTILIZATION_TARGET) -> str | None:
+        """One line when `steady_utilization` is below ``target``: what it reaches, why, and
+        the nearest pe_counts (powers of two) that reach ``target``; None otherwise."""
+        util = self.steady_utilization()
+        if util >= target:
+            return None
+        K, F, C, P = self.kernel_size, self.filters, self.in_channels, self.pe_count
+        macs, per_step = K * F * C, self.cycle_formula()[1]
+        if per_step > self.cycles_per_step:
+            why = (f"the emitter needs {per_step} cycles per step for {self.strides} output positions "
+                   f"of {self.filters_per_group} filter rows, the array only {self.cycles_per_step}")
+        else:
+            used = self.built_groups * self.lanes
+            why = (f"{macs} products per step over {P} PEs need at least {-(-macs // P)} cycles; "
+                   f"{C} channels x {F} filters x {K} taps split best as {self.lanes} lanes x "
+                   f"{self.filter_groups} filter groups x {self.tap_groups} tap groups ({used} PEs used, "
+                   f"{self.chunks} chunks, {self.filters_per_group} filters and {self.taps_per_group} taps "
+                   f"per group): {per_step} cycles")
+        text = f"the array keeps {100 * util:.1f}% of its {P} multipliers busy on long frames: {why}"
+        found = []
+        for n in range(1, 17):  # nearest powers of two first, the larger one first on a tie
+            for pe in (P << n, P >> n):
+                if 1 <= pe <= MAX_PE_COUNT and pe != P:
+                    other = Schedule(C, F, K, self.strides, self.dilation_rate, self.padding,
+                                     self.output_padding, pe)
+                    u = other.steady_utilization()
+                    if u >= target:
+                        found.append(f"pe_count {pe} would reach {100 * u:.1f}%")
+            if found:
+                break
+        return text + ("; " + ", ".join(found) if found else "")
 
     def summary(self) -> dict:
         """The manifest's ``array`` entries."""

@@ -199,7 +199,16 @@ CYCLE_CASES = [
     dict(filters=2, kernel_size=4, strides=2, in_channels=5),
     dict(filters=1, kernel_size=7, strides=1, padding="same", in_channels=1),
     dict(filters=3, kernel_size=1, strides=4, in_channels=3),  # the emitter is the bottleneck
+    # mappings that are not powers of two (test_npow2_cycle_cases_map_as_intended)
+    dict(filters=3, kernel_size=5, strides=1, in_channels=10),  # 2 lanes x 3 filter groups, 5 chunks
+    dict(filters=5, kernel_size=5, strides=2, in_channels=6),   # 6 lanes: an adder tree of 6
 ]
+
+
+def test_npow2_cycle_cases_map_as_intended():
+    got = [(s.lanes, s.filter_groups, s.tap_groups, s.chunks)
+           for s in (check_layer(make_layer(1, **kw), 8) for kw in CYCLE_CASES[-2:])]
+    assert got == [(2, 3, 1, 5), (6, 1, 1, 1)]
 
 
 @pytest.mark.parametrize("kwargs", CYCLE_CASES, ids=range(len(CYCLE_CASES)))

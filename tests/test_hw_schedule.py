@@ -134,3 +134,70 @@ def test_cycle_formula_matches_model():
 def test_bad_pe_count(pe):
     with pytest.raises(ValueError, match="pe_count.*power of two"):
         Schedule.plan(_config(4, 4, 3, 2, 1, "valid"), pe)
+
+
+# ------------------------------------------------- mappings of any size
+#: Real layers whose sizes are not powers of two (issue #20), at 64 PEs:
+#: (in_channels, filters, kernel_size, strides, padding).
+REAL_LAYERS = {
+    "unet-up1": (160, 160, 5, 2, "same"), "unet-up2": (160, 80, 5, 2, "same"),
+    "unet-up3": (80, 40, 5, 2, "same"), "unet-up4": (40, 20, 5, 2, "same"),
+    "autoencoder-out": (32, 1, 7, 1, "same"),
+}
+
+
+def _brute_force_mapping(C, F, K, s, P):
+    """The best key of plan_mapping over every (lanes, filter_groups, tap_groups)."""
+    best = None
+    for lanes in range(1, min(C, P) + 1):
+        ch = -(-C // lanes)
+        for gf in range(1, P // lanes + 1):
+            for gk in range(1, P // (lanes * gf) + 1):
+                fg, t = -(-F // gf), -(-K // gk) * -(-F // gf) * ch
+                key = (max(t, s * fg), t)
+                best = key if best is None else min(best, key)
+    return best
+
+
+def test_plan_mapping_is_the_fastest_of_every_integer_mapping():
+    from tconv.hw.schedule import plan_mapping
+    for C, F, K, s, P in itertools.product((1, 3, 5, 6, 10), (1, 3, 5), (1, 3, 5, 7), (1, 2, 3), (4, 8, 16)):
+        lanes, gf, gk, t = plan_mapping(C, F, K, s, P)
+        assert lanes * gf * gk <= P and gf <= F and gk <= K and lanes <= C
+        assert t == -(-K // gk) * -(-F // gf) * -(-C // lanes)
+        assert (max(t, s * -(-F // gf)), t) == _brute_force_mapping(C, F, K, s, P), (C, F, K, s, P)
+
+
+@pytest.mark.parametrize("name", REAL_LAYERS)
+def test_real_layers_steady_state_utilization(name):
+    C, F, K, s, pad = REAL_LAYERS[name]
+    sch = Schedule.plan(_config(C, F, K, s, 1, pad), 64)
+    util = sch.steady_utilization()
+    assert util == K * F * C / (64 * sch.cycle_formula()[1])
+    note = sch.utilization_note()
+    if name in ("unet-up4", "autoencoder-out"):
+        # 4000 products over 64 PEs split at best into 70 cycles (20 lanes x 3 filter
+        # groups); 224 products need 4 cycles (3.5 would be 100%): both below 95%
+        assert util < 0.95 and note is not None
+        assert f"{100 * util:.1f}%" in note and "pe_count 32 would reach 100.0%" in note
+    else:
+        assert util >= 0.95 and note is None
+        assert sch.cycles_per_step * 64 == K * F * C  # every lane busy
+
+
+def test_generate_notes_low_utilization(tmp_path, caplog):
+    import logging
+
+    from tconv.hw.generate import generate
+    from tconv.model import FixedFormat, random_layer
+    fmts = {"input": FixedFormat.parse("fixed<6,2>"), "weight": FixedFormat.parse("fixed<5,1>"),
+            "bias": FixedFormat.parse("fixed<8,3>"), "output": FixedFormat.parse("fixed<8,3>")}
+    layer = random_layer(_config(3, 1, 1, 1, 1, "valid"), fmts, seed=1)  # 3 products on 4 PEs: 75%
+    with caplog.at_level(logging.INFO, logger="tconv.hw.generate"):
+        generate(layer, tmp_path / "low", pe_count=4)
+    notes = [r.getMessage() for r in caplog.records if "note:" in r.getMessage()]
+    assert len(notes) == 1 and "75.0%" in notes[0] and "pe_count 1 would reach 100.0%" in notes[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tconv.hw.generate"):
+        generate(layer, tmp_path / "full", pe_count=1)
+    assert not [r for r in caplog.records if "note:" in r.getMessage()]

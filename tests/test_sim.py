@@ -48,6 +48,23 @@ CONFIGS = {
     # 128 PEs: products pass a second register (hw.schedule.WIDE_ARRAY_PES)
     "wide-array-128-pes": (dict(filters=4, kernel_size=3, strides=2, padding="same", activation="relu",
                                 in_channels=4), {}, 128, ("random", "bursty")),
+    # Mappings that are not powers of two (NPOW2_MAPPINGS below says which).
+    "npow2-lanes5-fgroups3": (dict(filters=5, kernel_size=5, strides=2, activation="relu", in_channels=10),
+                              {}, 16, ("random", "bursty")),
+    "npow2-chunks7-tgroups3": (dict(filters=5, kernel_size=5, strides=2, padding="same", in_channels=7),
+                               {}, 16, ("bursty", "random")),
+    "npow2-chunks5-uneven-taps": (dict(filters=3, kernel_size=7, strides=3, padding="same", activation="relu",
+                                       in_channels=10), {}, 8, ("toggle", "random")),
+    "npow2-tgroups7-chunks3": (dict(filters=3, kernel_size=7, padding="same", in_channels=6),
+                               {}, 16, ("random", "toggle")),
+}
+#: The schedule each npow2 config must get: (lanes, filter_groups, tap_groups, chunks,
+#: filters_per_group, taps_per_group), so that they keep testing such mappings.
+NPOW2_MAPPINGS = {
+    "npow2-lanes5-fgroups3": (5, 3, 1, 2, 2, 5),
+    "npow2-chunks7-tgroups3": (1, 5, 3, 7, 1, 2),
+    "npow2-chunks5-uneven-taps": (2, 1, 4, 5, 3, 2),
+    "npow2-tgroups7-chunks3": (2, 1, 7, 3, 3, 1),
 }
 LENGTHS = [1, 4, 2, 9]
 
@@ -109,6 +126,17 @@ def test_rtl_matches_model(designs, name, simulator):
     print(busy.summary())
     assert busy.passed, busy.summary()
     assert busy.beats_out == busy.expected_beats_out
+
+
+@pytest.mark.parametrize("name", list(NPOW2_MAPPINGS))
+def test_npow2_configs_map_as_intended(designs, name):
+    """The npow2 configs run lanes, groups and chunks that are not powers of two (and do not
+    divide the layer evenly): the manifest states the mapping the RTL was built with."""
+    arr = GeneratedDesign.load(designs(name)).manifest["array"]
+    got = tuple(arr[k] for k in ("lanes", "filter_groups", "tap_groups", "channel_chunks", "filters_per_group",
+                                 "taps_per_group"))
+    assert got == NPOW2_MAPPINGS[name]
+    assert arr["multipliers_built"] <= arr["pe_count"]
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
