@@ -1,7 +1,8 @@
 """``tconv explore``: a grid of widths and PE counts on Dask, the cache, the front, the pick, bad input.
 
-Every sweep runs on the tiny layer of conftest (3 -> 2 channels, stride 2), cheap
-points (the model and the schedule) except the one ``--synth`` point marked slow.
+The sweeps run on the tiny layer of conftest (3 -> 2 channels, stride 2; the Keras test on
+a layer of that size), cheap points (the model and the schedule) except the one
+``--synth`` point, marked slow.
 Expected values come from tconv's own model and schedule, computed here
 independently of the sweep (formats -> layer -> analyze; LayerConfig -> Schedule).
 """
