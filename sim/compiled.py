@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -147,6 +148,12 @@ def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, so
     (tmp / "pat.hex").write_text("".join(f"{int(a) | (int(b) << 1):x}\n" for a, b in table))
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _parse(path: Path):
     ins, outs, end = [], [], None
     text = path.read_text() if path.is_file() else ""
@@ -173,7 +180,8 @@ _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design ha
 def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.ndarray, *, seed: int,
         source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool) -> dict:
     """Run the compiled testbench; the keys :func:`tconv.sim.runner.simulate` reads (as tb_layer writes them),
-    and ``sim_seconds``: the simulator process's wall time, start to exit (the build excluded)."""
+    and ``sim_seconds`` / ``sim_cpu_seconds``: the simulator process's wall and CPU time, start to
+    exit (the build excluded)."""
     build_dir = _build(design, simulator, waves is not None, verbose)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
@@ -194,9 +202,9 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         log = tmp / "sim.log"
         env = {**os.environ, **simulator_env(simulator)}
         with open(log, "w") as fh:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _children_cpu()
             subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp, env=env)
-            sim_seconds = time.perf_counter() - started
+            sim_seconds, sim_cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu
         sim_log = log.read_text(errors="replace")
         ins, outs, end = _parse(tmp / "out.txt")
     run_log = build_dir / f"run-{os.getpid()}.log"
@@ -243,4 +251,4 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
     return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs),
             "expected_beats_out": int(sum(out_lengths)), "extra_beats": extra, "mismatches": mismatches,
             "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True,
-            "sim_seconds": sim_seconds}
+            "sim_seconds": sim_seconds, "sim_cpu_seconds": sim_cpu_seconds}

@@ -12,8 +12,9 @@ described by a JSON file named in ``TCONV_TB_JOB``:
 ``isolate_frames``  send each frame only once the previous one has come out
                 (so every frame's cycle count can be checked); default: back to back
 
-The results JSON also holds ``sim_seconds``: wall time from the clock's start to
-the end of the checks (the model's expected outputs are computed before).
+The results JSON also holds ``sim_seconds`` and ``sim_cpu_seconds``: wall and CPU
+time (of the simulator's process, cocotb inside it) from the clock's start to the
+end of the checks (the model's expected outputs are computed before).
 
 The scoreboard compares every output word with the model and reports the first
 mismatch by frame, output step and filter; a monitor counts the clock cycles of
@@ -96,7 +97,7 @@ async def layer_matches_model(dut):
     frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
     expected = [design.expected_frame(f) for f in frames]
     rng = random.Random(job.get("seed", 0))
-    started = time.perf_counter()  # the simulation proper: after the model's expected outputs
+    started, cpu = time.perf_counter(), time.process_time()  # the simulation proper, after the model
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst, byte_lanes=1)
@@ -144,6 +145,7 @@ async def layer_matches_model(dut):
         "expected_beats_out": int(sum(out_lengths)), "extra_beats": int(extra),
         "mismatches": mismatches, "cycles": frame_cycles(monitor, lengths, out_lengths),
         "lengths": lengths, "total_cycles": monitor.cycle, "sim_seconds": time.perf_counter() - started,
+        "sim_cpu_seconds": time.process_time() - cpu,
     }
     Path(job["results"]).write_text(json.dumps(result, indent=2))
 

@@ -83,8 +83,10 @@ def test_sim_section_times_both_engines_on_one_design(tmp_path):
     assert {(r["layer"], r["pe_count"]) for r in rows} == {("odd-stride", 8)}
     compiled, cocotb = rows
     for r in rows:
-        assert r["bit_exact"] is True and r["cycles"] > 0 and r["seconds"] > 0
-        assert r["cycles_per_s"] == pytest.approx(r["cycles"] / r["seconds"], rel=1e-3)
+        assert r["bit_exact"] is True and r["cycles"] > 0 and r["seconds"] > 0 and r["cpu_seconds"] > 0
+        # (the seconds are rounded to milliseconds, the rates to whole cycles)
+        assert r["cycles"] / r["cycles_per_s"] == pytest.approx(r["cpu_seconds"], abs=6e-4, rel=1e-3)
+        assert r["cycles"] / r["cycles_per_wall_s"] == pytest.approx(r["seconds"], abs=6e-4, rel=1e-3)
     assert compiled["cycles"] > cocotb["cycles"]          # more frames, longer ones
     assert compiled["ratio"] == pytest.approx(compiled["cycles_per_s"] / cocotb["cycles_per_s"], abs=0.1)
     assert "ratio" not in cocotb

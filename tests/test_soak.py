@@ -41,7 +41,7 @@ CONFIGS = {
                               output="fixed<9,4,RND_CONV,WRAP>"), 16),
 }
 SHORT = {"frames": {"icarus": 200, "verilator": 400}, "resets": 4, "configs": ["s2-k4-same-op0"]}
-LONG_RUN = {"frames": {"icarus": 3000, "verilator": 10000}, "resets": 40, "configs": list(CONFIGS)}
+LONG_RUN = {"frames": {"icarus": 30000, "verilator": 100000}, "resets": 40, "configs": list(CONFIGS)}
 RUN = LONG_RUN if LONG else SHORT
 
 
