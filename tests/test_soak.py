@@ -1,7 +1,7 @@
 """Constrained-random soak (tconv.sim.tb_soak) on Icarus and Verilator.
 
 Short by default (a few hundred frames per simulator, one layer, inside
-``make test``); ``pytest --long`` runs thousands of frames on two layers with
+``make test``); ``pytest --long`` runs tens of thousands of frames on two layers with
 40 mid-frame resets per port. Every frame is compared word for word with the
 model; no beat may be lost or duplicated. Each run's counts (frames, beats in
 and out, resets, stall cycles) are printed in pytest's summary ("soak counts").
