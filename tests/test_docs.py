@@ -661,3 +661,46 @@ def test_no_method_in_hw_is_longer_than_80_lines():
             if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 80:
                 long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+
+
+def test_readme_own_cocotb_testbench_runs(tmp_path, monkeypatch):
+    """"Your own cocotb testbench": the test module and the runner script, as written, on Icarus
+    with a small generated design; the test must pass, and fail on a design one weight off."""
+    from conftest import TINY_CONFIG, require_simulator
+
+    require_simulator("icarus")
+    from tconv.flow.cli import main
+
+    test_module, script = re.findall(r"```py\n(.*?)```", _section(_text("README.md"),
+                                                                  "### Your own cocotb testbench"), re.S)
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    rng = np.random.default_rng(3)
+    cfg = TINY_CONFIG["layer"]
+    np.savez(tmp_path / "w.npz", kernel=rng.normal(0, 0.5, (cfg["kernel_size"], cfg["filters"], cfg["in_channels"])),
+             bias=rng.normal(0, 1, cfg["filters"]))
+    assert main(["generate", str(tmp_path / "config.json"), "--weights", str(tmp_path / "w.npz"),
+                 "-o", str(tmp_path / "out"), "-q"]) == 0
+    (tmp_path / "test_my_layer.py").write_text(test_module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def run() -> bool:
+        from cocotb_tools.check_results import get_results
+
+        for old in (tmp_path / "sim_build").glob("*.xml"):
+            old.unlink()
+        try:
+            exec(compile(script, "README.md", "exec"), {})
+        except SystemExit:  # the runner exits on a failed test
+            pass
+        (results,) = (tmp_path / "sim_build").glob("*.xml")
+        total, failed = get_results(results)
+        return total == 1 and failed == 0
+
+    assert run()
+    with np.load(tmp_path / "out" / "weights.npz") as w:   # the model's weight moves, the RTL's does not
+        saved = dict(w)
+    saved["kernel_codes"] = saved["kernel_codes"].copy()
+    saved["kernel_codes"][0, 0, 0] += 1 if saved["kernel_codes"][0, 0, 0] < 0 else -1
+    np.savez(tmp_path / "out" / "weights.npz", **saved)
+    assert not run()

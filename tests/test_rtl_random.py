@@ -27,7 +27,7 @@ from tconv.model.fixed_activations import EXACT_ACTIVATIONS, TABLE_ACTIVATIONS
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import random_frames, simulate
 
-SEEDS = range(100, 140) if long_run() else range(3)
+SEEDS = range(100, 140) if long_run() else range(20)
 
 
 def _fmt(rng: random.Random, kind: str, width: int, integer: int) -> FixedFormat:

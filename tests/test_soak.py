@@ -1,7 +1,7 @@
 """Constrained-random soak (tconv.sim.tb_soak) on Icarus and Verilator.
 
 Short by default (a few hundred frames per simulator, one layer, inside
-``make test``); ``pytest --long`` runs thousands of frames on two layers with
+``make test``); ``pytest --long`` runs tens of thousands of frames on two layers with
 40 mid-frame resets per port. Every frame is compared word for word with the
 model; no beat may be lost or duplicated. Each run's counts (frames, beats in
 and out, resets, stall cycles) are printed in pytest's summary ("soak counts").
@@ -41,7 +41,7 @@ CONFIGS = {
                               output="fixed<9,4,RND_CONV,WRAP>"), 16),
 }
 SHORT = {"frames": {"icarus": 200, "verilator": 400}, "resets": 4, "configs": ["s2-k4-same-op0"]}
-LONG_RUN = {"frames": {"icarus": 3000, "verilator": 10000}, "resets": 40, "configs": list(CONFIGS)}
+LONG_RUN = {"frames": {"icarus": 30000, "verilator": 100000}, "resets": 40, "configs": list(CONFIGS)}
 RUN = LONG_RUN if LONG else SHORT
 
 

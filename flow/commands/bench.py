@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--markdown", metavar="FILE",
                    help="write the tables as Markdown into FILE (e.g. docs/benchmarks.md), between its "
-                        "'tconv bench' marker comments, keeping the text around them")
+                        "'tconv bench' marker comments, keeping the text around them and the tables of "
+                        "sections not run (--only)")
     p.add_argument("--work", metavar="DIR", default="bench_work",
                    help="folder for generated designs and tool logs (default bench_work/)")
     p.add_argument("--pe-count", type=int, default=64, help="PEs for the utilization runs (default 64)")
@@ -57,14 +58,29 @@ def run(args: argparse.Namespace) -> int:
 BEGIN, END = "<!-- tconv bench: begin -->", "<!-- tconv bench: end -->"
 
 
+def _sections(block: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text before the first ``### `` heading, and each ``### `` section as (heading, text)."""
+    parts = block.split("\n### ")
+    return parts[0], [(p.split("\n", 1)[0], "### " + p) for p in parts[1:]]
+
+
 def write_markdown(path: Path, tables: str) -> None:
     """Put the tables between the bench markers of ``path``, keeping the prose around
-    them; a file without markers gets them appended (a new file holds only them)."""
-    block = f"{BEGIN}\n{tables}\n{END}"
+    them; a file without markers gets them appended (a new file holds only them).
+    Sections (``### `` headings) that this run did not produce (``--only``) are kept as
+    they were, the others replaced in place."""
     text = path.read_text() if path.is_file() else ""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+        old, tail = rest.split(END, 1)
+        new_head, new_sections = _sections(tables)
+        _, old_sections = _sections(old.strip("\n"))
+        if new_sections and old_sections:
+            fresh = dict(new_sections)
+            merged = [fresh.pop(title, body).rstrip("\n") for title, body in old_sections]
+            merged += [body.rstrip("\n") for body in fresh.values()]
+            tables = new_head.rstrip("\n") + "\n\n" + "\n\n".join(merged)
+        text = head + f"{BEGIN}\n{tables}\n{END}" + tail
     else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + f"{BEGIN}\n{tables}\n{END}" + "\n"
     path.write_text(text)
