@@ -45,19 +45,23 @@ BENCH_LAYERS = {
 #: The default 8-bit configuration of docs/contract.md.
 BENCH_FORMATS = dict(input="fixed<8,3,RND,SAT>", weight="fixed<8,1,RND,SAT>", bias="fixed<16,6>",
                      output="fixed<16,6,RND,SAT>")
-SECTIONS = ("layers", "fpga", "model", "sim")
+SECTIONS = ("layers", "fpga", "model", "sim", "activation")
 FPGA_LAYER = "keras-doc"
+#: The table activation the ``activation`` section measures on FPGA_LAYER at 64 PEs, side by
+#: side with the same layer's linear form (with BENCH_FORMATS' 16-bit output its table is
+#: block RAM).
+TABLE_ACTIVATION = "tanh"
 
 
-def _config(name: str) -> tuple[LayerConfig, int]:
+def _config(name: str, activation: str = "linear") -> tuple[LayerConfig, int]:
     spec = dict(BENCH_LAYERS[name])
     length = spec.pop("L")
-    return LayerConfig(**spec), length
+    return LayerConfig(**spec, activation=activation), length
 
 
-def bench_layer(name: str, seed: int = 0) -> Conv1DTransposeQ:
+def bench_layer(name: str, seed: int = 0, activation: str = "linear") -> Conv1DTransposeQ:
     """Benchmark layer ``name`` in :data:`BENCH_FORMATS`, weights uniform in [-1, 1], bias in [-4, 4]."""
-    cfg, _ = _config(name)
+    cfg, _ = _config(name, activation)
     return random_layer(cfg, BENCH_FORMATS, seed=seed, kernel_range=(-1.0, 1.0), bias_range=(-4.0, 4.0))
 
 
@@ -113,6 +117,34 @@ def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:
                    "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff, "mult18": r.mult18, "ebr": r.ebr,
                    "seed": seed}
             rows.append(row)
+    return rows
+
+
+def bench_activation(work: Path, *, simulator: str, speeds, seed: int, log, pe_count: int = 64) -> list[dict]:
+    """FPGA_LAYER with TABLE_ACTIVATION and linear, side by side in one run: one frame's cycles
+    and utilization in RTL simulation, and Fmax and resources per speed grade."""
+    from tconv.hw.generate import generate
+    from tconv.sim.runner import simulate
+
+    from .synth import synthesize
+
+    rows = []
+    for activation in ("linear", TABLE_ACTIVATION):
+        cfg, length = _config(FPGA_LAYER, activation)
+        out = work / f"activation-{FPGA_LAYER}-{activation}-{pe_count}"
+        log(f"[activation] {FPGA_LAYER} {activation}: generate {pe_count} PEs, simulate on {simulator}, synthesize")
+        layer = bench_layer(FPGA_LAYER, activation=activation)
+        generate(layer, out, pe_count=pe_count)
+        res = simulate(out, simulator, lengths=[length], seed=1)
+        cycles = res.cycles[0]
+        base = {"layer": FPGA_LAYER, "activation": activation, "pe_count": pe_count,
+                "table_entries": layer.activation_table.size if layer.activation_table else None,
+                "cycles": cycles, "formula_cycles": res.formula_cycles[0],
+                "utilization": round(res.first_frame_macs / (pe_count * cycles), 4) if cycles else None,
+                "bit_exact": res.passed}
+        for r in synthesize(out, speeds=speeds, seed=seed, log=lambda msg: log(f"[activation] {msg}")):
+            rows.append({**base, "speed": r.speed, "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff,
+                         "mult18": r.mult18, "ebr": r.ebr, "seed": seed})
     return rows
 
 
@@ -287,6 +319,8 @@ def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts
         results["model"] = bench_model(log=log)
     if "sim" in sections:
         results["sim"] = bench_sim(work, log=log)
+    if "activation" in sections:
+        results["activation"] = bench_activation(work, simulator=simulator, speeds=speeds, seed=seed, log=log)
     return results
 
 
@@ -305,6 +339,10 @@ _LAYER_COLS = [("name", "layer"), ("pe_count", "PEs"), ("L", "L"), ("cycles", "c
                ("bit_exact", "bit-exact")]
 _FPGA_COLS = [("device", "device"), ("speed", "speed"), ("pe_count", "PEs"), ("fmax_mhz", "Fmax MHz"),
               ("gops", "GOPS"), ("lut4", "LUT4"), ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
+_ACTIVATION_COLS = [("activation", "activation"), ("table_entries", "table entries"), ("pe_count", "PEs"),
+                    ("cycles", "cycles"), ("formula_cycles", "formula"), ("utilization", "utilization"),
+                    ("bit_exact", "bit-exact"), ("speed", "speed"), ("fmax_mhz", "Fmax MHz"), ("lut4", "LUT4"),
+                    ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
 _SIM_COLS = [("simulator", "simulator"), ("engine", "engine"), ("layer", "layer"), ("pe_count", "PEs"),
              ("frames", "frames"), ("L", "L"), ("cycles", "cycles"), ("cpu_seconds", "CPU s"),
              ("cycles_per_s", "cycles per CPU s"), ("ratio", "compiled / cocotb"), ("seconds", "wall s"),
@@ -354,6 +392,9 @@ def _render(results: dict, fmt) -> str:
         parts.append(("Reference model speed", fmt(_model_rows(results))))
     if "sim" in results:
         parts.append(("Simulation speed", fmt(_table(results["sim"], _SIM_COLS))))
+    if "activation" in results:
+        parts.append((f"Table activation ({FPGA_LAYER}, {TABLE_ACTIVATION} against linear)",
+                      fmt(_table(results["activation"], _ACTIVATION_COLS))))
     return parts
 
 

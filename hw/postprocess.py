@@ -314,13 +314,17 @@ class PostProcess(wiring.Component):
     Exact activations are `Activation` (1 stage) then `Requantize` (2), as the
     layer core built them before. Table activations:
 
-    1. narrow ``t = i >> table.drop``; register the table index
-       ``clip(t, lo, hi) - lo``, which side's tail applies, and a linear tail's
-       value ``x + c`` rounded to the output (`Requantize`'s rounding);
+    1. narrow ``t = i >> table.drop``; register which side's tail applies and a
+       linear tail's value ``x + c`` rounded to the output (`Requantize`'s
+       rounding); the ROM is addressed by the low ``index_width`` bits of ``t``
+       (entry ``i`` stored at ``(lo + i) mod 2**index_width``: no logic in front
+       of the address);
     2. register the table's output code: the ROM holds the entries with the
        output's overflow mode already applied (a LUT ROM up to
-       ``LUT_TABLE_ENTRIES`` entries, block RAM with its registered read port
-       above), and the linear tail's code (`Requantize`'s overflow stage);
+       ``LUT_TABLE_ENTRIES`` entries behind the registered index; above, block
+       RAM read at the unregistered index, its read data registered as it is,
+       a register the RAM's own output register can hold), and the linear
+       tail's code (`Requantize`'s overflow stage);
     3. register the tail's code (a constant, or the linear tail's) or the table's.
 
     Parameters
@@ -383,13 +387,19 @@ class PostProcess(wiring.Component):
         # Stage 1: which side's tail applies, the table index, a linear tail's rounded value.
         below = Signal(name="table_below")
         above = Signal(name="table_above")
-        index = Signal(tb.index_width, name="table_index")
-        m.d.sync += [below.eq(t < tb.lo if lower else 0), above.eq(t > tb.hi if upper else 0),
-                     index.eq(Mux(t < tb.lo, 0, Mux(t > tb.hi, tb.hi - tb.lo, t - tb.lo)))]
+        m.d.sync += [below.eq(t < tb.lo if lower else 0), above.eq(t > tb.hi if upper else 0)]
+        # The table input's low bits address the ROM directly: entry i sits at (lo + i) mod
+        # 2**index_width, so no subtraction or clip lies in front of the RAM; outside lo..hi
+        # the entry read is a tail's to replace (a side without a tail never leaves the table).
+        index = Signal(tb.index_width, name="table_address")
+        m.d.comb += index.eq(t)
         lin = self._linear_tail(m, v, w) if any(tl and tl.kind == "linear" for tl in (lower, upper)) else None
         # Stage 2: the table's output code (the overflow mode is applied to the constants
         # when they are built, so the ROM holds final codes), a linear tail's code.
-        code = self._rom(m, index, [int(c) for c in table_codes(tb.entries, fmt)])
+        codes = [0] * (1 << tb.index_width)
+        for i, c in enumerate(table_codes(tb.entries, fmt)):
+            codes[(tb.lo + i) & ((1 << tb.index_width) - 1)] = int(c)
+        code = self._rom(m, index, codes)
         below2, above2 = Signal(name="table_below2"), Signal(name="table_above2")
         m.d.sync += [below2.eq(below), above2.eq(above)]
         lin_code = None
@@ -437,14 +447,23 @@ class PostProcess(wiring.Component):
         return _round(m, xs, len(xs), shift, fmt, name="table_linear", tight=True)
 
     def _rom(self, m, index, codes: list[int]):
-        """Register ``codes[index]``: block RAM (a memory with a registered read port) for a
-        table of more than ``LUT_TABLE_ENTRIES`` entries, else a LUT ROM (a mux tree)."""
+        """``codes[index]`` two registers after ``index`` (a value of stage 0).
+
+        A table of more than ``LUT_TABLE_ENTRIES`` entries is block RAM: its read port
+        registers the address's entry (stage 1) and a plain register takes the read data
+        as it is (stage 2: the RAM's own output register can hold it, which keeps the
+        RAM's slow clock-to-out off every logic path). A smaller one is a LUT ROM (a mux
+        tree) between a registered index (stage 1) and the code register (stage 2).
+        """
         width = self._fmt.width
-        if len(codes) > LUT_TABLE_ENTRIES:
+        code = Signal(width, name="table_code", reset_less=True)
+        if self._table.size > LUT_TABLE_ENTRIES:
             m.submodules.table_rom = rom = memory.Memory(shape=width, depth=len(codes), init=codes)
             port = rom.read_port()
             m.d.comb += port.addr.eq(index)
-            return port.data
-        code = Signal(width, name="table_code")
-        m.d.sync += code.eq(lookup(index, [Const(c, width) for c in codes]) if len(codes) > 1 else codes[0])
+            m.d.sync += code.eq(port.data)
+            return code
+        held = Signal(len(index), name="table_index", reset_less=True)
+        m.d.sync += [held.eq(index), code.eq(lookup(held, [Const(c, width) for c in codes]) if len(codes) > 1
+                                              else codes[0])]
         return code

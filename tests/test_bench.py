@@ -50,8 +50,15 @@ def test_tables_render_from_results():
         "fpga": [{"device": "LFE5U-85F", "speed": 8, "pe_count": 64, "layer": "keras-doc", "fmax_mhz": 200.0,
                   "lut4": 1, "ff": 2, "mult18": 64, "ebr": 3, "seed": 1}],
     }
+    results["activation"] = [
+        {"layer": "keras-doc", "activation": act, "pe_count": 64, "table_entries": n, "cycles": 1970,
+         "formula_cycles": 1970, "utilization": 0.9746, "bit_exact": True, "speed": 8, "fmax_mhz": f,
+         "lut4": 1, "ff": 2, "mult18": 64, "ebr": e, "seed": 1}
+        for act, n, f, e in (("linear", None, 190.0, 17), (bench.TABLE_ACTIVATION, 7808, 185.5, 25))]
     text = bench.to_text(results)
     assert "95.8%" in text and "odd-stride" in text and "LFE5U-85F" in text
+    assert f"Table activation (keras-doc, {bench.TABLE_ACTIVATION} against linear)" in text
+    assert "7808" in text and "185.5" in text and "97.5%" in text
     md = bench.to_markdown(results)
     assert md.count("| ---") == 0 and "|---|" in md and "### MAC utilization" in md
 
