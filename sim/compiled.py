@@ -56,6 +56,25 @@ def testbench_text(top: str, in_width: int, out_width: int, *, waves: bool = Fal
             .replace("@DW_OUT@", str(int(out_width))).replace("@WAVES@\n", dump))
 
 
+def _run_simulator(cmd, out, cwd, env) -> None:
+    """Run the simulator to its end. The wait polls (Popen.wait with a timeout sleeps in
+    Python between checks) rather than block in waitpid, so the main thread runs Python
+    code often and a signal's handler (tconv.flow.signals) runs at once even when the
+    signal reached another thread; on any exception the simulator is killed and reaped."""
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+    try:
+        while True:
+            try:
+                proc.wait(timeout=0.2)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def cycle_limit(design: GeneratedDesign, lengths) -> int:
     """When the testbench gives up: 20x the formula's cycles (or a crude bound) plus slack,
     as generous as the cocotb testbench's per-frame timeout."""
@@ -203,7 +222,7 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         env = {**os.environ, **simulator_env(simulator)}
         with open(log, "w") as fh:
             started, cpu = time.perf_counter(), _children_cpu()
-            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp, env=env)
+            _run_simulator(cmd, fh, tmp, env)
             sim_seconds, sim_cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu
         sim_log = log.read_text(errors="replace")
         ins, outs, end = _parse(tmp / "out.txt")
