@@ -146,12 +146,9 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
     design = Conv1DTransposeTop(layer_q, sch, mul_cell=f"{top}_mul")
     cell = design.core.multiplier_cell
     verilog_text = convert(design, name=top) + "\n" + cell.generic_verilog()
-    formula, per_step, offset, exceptions = sch.cycle_formula()
-
     cfg = layer_q.config
     xf, wf, of = layer_q.input_format, layer_q.weight_format, layer_q.output_format
     bf = layer_q.bias_format
-    macs = cfg.kernel_size * cfg.filters * cfg.in_channels
     manifest = {
         "top": top,
         "verilog": [f"{top}.v"],
@@ -186,18 +183,7 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
                          "its registers, which tconv synth reads in its place"),
             },
         },
-        "performance": {
-            "cycles_per_frame_formula": formula,
-            "cycles_per_frame": CycleFormula(per_step, offset, exceptions).to_json(),
-            "cycles_per_frame_function": "tconv.hw.schedule.Schedule.frame_cycles",
-            "cycles_per_frame_definition": ("first s_axis handshake to last m_axis handshake of one "
-                                            "frame of L steps, both included, on an idle array with "
-                                            "source and sink never stalling"),
-            "cycles_per_step": sch.cycles_per_step,
-            "macs_per_step": macs,
-            "mac_utilization": f"{macs}*L / ({sch.pe_count} * cycles_per_frame(L))",
-            "steady_state_mac_utilization": round(macs / (sch.pe_count * per_step), 6),
-        },
+        "performance": _performance(cfg, sch),
         "generator": {"package": GENERATOR_PACKAGE, "amaranth": amaranth.__version__},
         "activation": _activation(layer_q),
         "weights": "weights.npz",
@@ -214,6 +200,32 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
     if layer_q.activation_table is not None:
         files[ACTIVATION_TABLE] = (json.dumps(layer_q.activation_table.to_json()) + "\n").encode()
     return files, manifest
+
+
+def _performance(cfg, sch: Schedule) -> dict:
+    """The manifest's ``performance``: the cycle formula (text and data) and both utilizations."""
+    formula, per_step, offset, exceptions = sch.cycle_formula()
+    macs = cfg.kernel_size * cfg.filters * cfg.in_channels
+    return {
+        "cycles_per_frame_formula": formula,
+        "cycles_per_frame": CycleFormula(per_step, offset, exceptions).to_json(),
+        "cycles_per_frame_function": "tconv.hw.schedule.Schedule.frame_cycles",
+        "cycles_per_frame_definition": ("first s_axis handshake to last m_axis handshake of one "
+                                        "frame of L steps, both included, on an idle array with "
+                                        "source and sink never stalling"),
+        "cycles_per_step": sch.cycles_per_step,
+        "macs_per_step": macs,
+        # Two utilizations, named apart: docs/contract.md's counts the products that land
+        # in the (cropped) output, the array's every product it computes.
+        "mac_utilization": f"useful_macs(L) / ({sch.pe_count} * cycles_per_frame(L))",
+        "useful_macs_function": "tconv.model.LayerConfig.useful_macs",
+        "useful_macs_definition": ("products that land in the output Keras returns: same padding's "
+                                   "cropped positions excluded"),
+        "array_utilization": f"{macs}*L / ({sch.pe_count} * cycles_per_frame(L))",
+        "array_utilization_definition": ("every product the array computes, cropped ones included "
+                                         "(at least mac_utilization; equal for valid padding)"),
+        "steady_state_mac_utilization": round(macs / (sch.pe_count * per_step), 6),
+    }
 
 
 def _activation(layer_q) -> dict:

@@ -426,13 +426,25 @@ class Schedule:
         emitter.advance(base)
         beats = emitter.beats
         total = (beats[-1] - first_cycle + 1) if beats else 0
-        return {"beats": beats, "cycles": total, "stall_cycles": stalls}
+        # Idle again once the issue side has no item left, the emitter has closed the last
+        # frame and every slot is free: a frame whose first handshake comes after this
+        # meets an idle array.
+        idle = max(t, emitter.t, *free_at.values()) if free_at else max(t, emitter.t)
+        return {"beats": beats, "cycles": total, "stall_cycles": stalls, "idle": idle}
 
     def frame_cycles(self, length: int) -> int:
         """Cycles of one frame of ``length`` steps on an idle array, source and sink never
         stalling: from the first input handshake to the last output handshake, both included.
         (0 for a frame without output.)"""
         return self.run([length])["cycles"]
+
+    def drain_cycles(self, length: int) -> int:
+        """Cycles from the last output handshake of an isolated ``length``-step frame until the
+        array is idle. With ``same`` cropping the last output can leave while the array still
+        computes (and the emitter skips) the cropped tail, so a testbench that isolates frames
+        waits this long after a frame's last beat (never less than zero)."""
+        res = self.run([length])
+        return max(0, res["idle"] - res["beats"][-1]) if res["beats"] else res["idle"]
 
     def cycle_formula(self) -> tuple[str, int, int, dict]:
         """``frame_cycles`` as a closed form: ``(text, per_step, offset, exceptions)``.

@@ -200,8 +200,9 @@ class Calibration:
 
     def __str__(self) -> str:
         p = self.policy
-        head = (f"calibration: {p.width}-bit inputs and weights, {p.stage_width('bias')}-bit bias, "
-                f"{p.stage_width('output')}-bit output, {p.rounding}/{p.overflow}")
+        head = (f"calibration: {p.width}-bit inputs and weights, {p.stage_width('output')}-bit output, "
+                f"bias at most {p.stage_width('bias')} bits (fewer on the accumulator's grid), "
+                f"{p.rounding}/{p.overflow}")
         lines = [head, f"  data: {self.data}",
                  f"  {'stage':<7} {'format':<24} {'min':>10} {'max':>10} {'headroom':>8}  chosen from"]
         for name in ("input", "weight", "bias", "output"):
@@ -399,7 +400,12 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
             h = policy.headroom("bias")
             wide = choose_format(bias_arr, policy.stage_width("bias"), headroom=h, rounding=rnd, overflow=ovf)
             note = ""
-            if wide.frac > acc_frac:
+            if not bias_arr.any():
+                # Nothing to hold: the narrowest format on the accumulator's grid, whatever
+                # the widths (a wide format would only cost adder bits).
+                wide = FixedFormat(2, 2 - acc_frac, True, rnd, ovf)
+                note = "all zero: the narrowest format on the accumulator's grid"
+            elif wide.frac > acc_frac:
                 # The accumulator has no bits below 2^-Fa: put the bias on that grid
                 # and take the fewest bits that hold it there (coarser rounding can
                 # push a value past the top, so each width is checked).
@@ -407,10 +413,8 @@ def calibrate(config: LayerConfig, kernel, bias=None, x=None, *, formats=None, w
                     wide = FixedFormat(bits, bits - acc_frac, True, rnd, ovf)
                     if not wide.quantize_with_flags(bias_arr * h)[1].any():
                         break
-                note = f"fractional bits capped at Fa = {acc_frac}"
-                if not bias_arr.any():
-                    note = "all zero"
-                elif not wide.quantize(bias_arr).any():
+                note = f"fractional bits capped at Fa = {acc_frac} (the accumulator's): {wide.width} bits hold it"
+                if not wide.quantize(bias_arr).any():
                     note = f"bias below the accumulator's LSB 2^-{acc_frac}"
                     notes.append(f"the bias (max |b| {np.abs(bias_arr).max():.3g}) rounds to zero on the "
                                  f"accumulator's grid 2^-{acc_frac}; wider inputs or weights would keep it")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build_cache
-from .design import GeneratedDesign, frame_mismatch
+from .design import ISOLATE_GAP, GeneratedDesign, frame_mismatch
 from .patterns import pause_table
 from .tools import simulator_env
 
@@ -37,7 +37,6 @@ __all__ = ["TESTBENCH", "testbench_text", "cycle_limit", "run"]
 TESTBENCH = Path(__file__).with_name("tb_compiled.v")
 MAIN = Path(__file__).with_name("tb_compiled_main.cpp")
 PAT_DEPTH = 65400
-ISOLATE_GAP = 20  # idle cycles before an isolated frame, as the cocotb testbench waits
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -155,13 +154,14 @@ def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, so
     width = design.layer.input_format.width * design.layer.config.in_channels
     digits = max(1, (width + 3) // 4)
     lines = []
-    out_before = 0
+    out_before, gap = 0, ISOLATE_GAP
     for index, frame in enumerate(frames):
         words = design.pack_inputs(frame)
         for i, word in enumerate(words):
-            gate, delay = (out_before, ISOLATE_GAP) if (isolate and i == 0) else (0, 0)
+            gate, delay = (out_before, gap) if (isolate and i == 0) else (0, 0)
             lines.append(f"{word:0{digits}x} {int(i == len(words) - 1)} {gate:x} {delay:x}\n")
         out_before += expected[index].shape[0]
+        gap = design.isolation_gap(len(words)) if isolate else 0
     (tmp / "in.hex").write_text("".join(lines))
     table = pause_table(source_pause, sink_pause, seed, PAT_DEPTH)
     (tmp / "pat.hex").write_text("".join(f"{int(a) | (int(b) << 1):x}\n" for a, b in table))

@@ -11,6 +11,9 @@ from tconv.hw.bus import pack_beats, unpack_beats
 from tconv.hw.folder import DesignFolder, FolderError
 from tconv.model import Conv1DTransposeQ
 
+#: Idle cycles an isolated frame waits beyond the array's own drain (`GeneratedDesign.isolation_gap`).
+ISOLATE_GAP = 20
+
 __all__ = ["GeneratedDesign", "frame_mismatch"]
 
 
@@ -123,6 +126,16 @@ class GeneratedDesign:
         if self.layer.config.data_format == "channels_first":
             return self.layer.forward_int(np.asarray(codes).T).T
         return self.layer.forward_int(codes)
+
+    def isolation_gap(self, length: int) -> int:
+        """Idle cycles to leave after the last output beat of a ``length``-step frame before
+        the next frame's first beat, so that the next frame meets an idle array and its cycle
+        count is the formula's: `ISOLATE_GAP` beyond the cycles the array still works after
+        the last beat (`tconv.hw.schedule.Schedule.drain_cycles`: ``same`` cropping lets the
+        last output leave before the array finishes its last step)."""
+        from tconv.hw.schedule import Schedule
+
+        return ISOLATE_GAP + Schedule.plan(self.layer.config, self.pe_count).drain_cycles(length)
 
     def frame_cycles(self, length: int) -> int | None:
         """Cycles per frame of ``length`` steps by the manifest's formula (None if it has none).

@@ -37,7 +37,8 @@ class SimResult:
     ``cycles`` holds, per frame, the clock cycles from its first input beat
     accepted to its last output beat sent (None for frames without output);
     ``formula_cycles`` what the manifest's formula predicts for each length
-    (only where the frame met an idle array: the first, or all when isolated).
+    (only where the formula applies: a frame that met an idle array, the first or all
+    when isolated, with source and sink never stalling; None elsewhere).
     """
 
     simulator: str
@@ -75,15 +76,25 @@ class SimResult:
             lines.append(f"  first mismatch: {self.mismatches[0]}")
         for i, (n, c, f) in enumerate(zip(self.lengths, self.cycles, self.formula_cycles)):
             if c is not None:
-                lines.append(f"  frame {i}: L={n}, {c} cycles" + (f" (formula {f})" if f is not None else ""))
+                lines.append(f"  frame {i}: L={n}, {c} cycles" + _against_formula(c, f))
             if i == 7 and len(self.lengths) > 8:
                 lines.append(f"  ... {len(self.lengths) - 8} more frame(s)")
                 break
         if self.utilization is not None:
-            lines.append(f"  MAC utilization (frame 0): {100 * self.utilization:.1f}%")
+            stalled = "" if self.formula_cycles and self.formula_cycles[0] is not None else ", stalls included"
+            lines.append(f"  MAC utilization (frame 0, useful MACs / (PEs x cycles){stalled}): "
+                         f"{100 * self.utilization:.1f}%")
         if self.waves:
             lines.append(f"  waveform: {self.waves}")
         return "\n".join(lines)
+
+
+def _against_formula(cycles: int, formula: int | None) -> str:
+    if formula is None:
+        return ""
+    if cycles == formula:
+        return f" (formula {formula})"
+    return f" (formula {formula}: {abs(cycles - formula)} cycles {'more' if cycles > formula else 'fewer'})"
 
 
 _RESULT_KEYS = {"frames", "beats_in", "beats_out", "expected_beats_out", "mismatches", "cycles", "total_cycles",
@@ -209,7 +220,8 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
                 wave_file.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(found[0], wave_file)
 
-    return _result(design, simulator, lengths, res, passed, isolate_frames, log, wave_file, extra)
+    compare = _formula_frames(lengths, isolate_frames, source_pause, sink_pause)
+    return _result(design, simulator, lengths, res, passed, compare, log, wave_file, extra)
 
 
 def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause, sink_pause, waves,
@@ -222,19 +234,28 @@ def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause
     except compiled.BuildError as err:
         raise RuntimeError(f"{simulator} could not build {design.top}: {_build_errors(err.args[0])}") from None
     wave_file = waves if waves is not None and waves.is_file() else None
-    return _result(design, simulator, lengths, res, True, isolate_frames, res["log"], wave_file,
+    compare = _formula_frames(lengths, isolate_frames, source_pause, sink_pause)
+    return _result(design, simulator, lengths, res, True, compare, res["log"], wave_file,
                    {"extra_beats": res["extra_beats"], "engine": "compiled", "sim_seconds": res["sim_seconds"],
                     "sim_cpu_seconds": res["sim_cpu_seconds"]})
 
 
-def _result(design, simulator, lengths, res, passed, isolate_frames, log, wave_file, extra) -> SimResult:
+def _formula_frames(lengths, isolate_frames: bool, source_pause: str, sink_pause: str) -> list[bool]:
+    """Which frames the manifest's formula describes: those that meet an idle array (the
+    first, or all when isolated) with source and sink never stalling; no other frame is
+    printed beside a formula."""
+    quiet = source_pause == "none" and sink_pause == "none"
+    return [quiet and (i == 0 or isolate_frames) for i in range(len(lengths))]
+
+
+def _result(design, simulator, lengths, res, passed, compare, log, wave_file, extra) -> SimResult:
     layer = design.layer
     return SimResult(
         simulator=simulator, passed=passed and not res["mismatches"], frames=res["frames"],
         lengths=lengths, beats_in=res["beats_in"], beats_out=res["beats_out"],
         expected_beats_out=res["expected_beats_out"], mismatches=res["mismatches"], cycles=res["cycles"],
-        formula_cycles=[design.frame_cycles(n) if (i == 0 or isolate_frames) else None
-                        for i, n in enumerate(lengths)], total_cycles=res["total_cycles"],
+        formula_cycles=[design.frame_cycles(n) if c else None for n, c in zip(lengths, compare)],
+        total_cycles=res["total_cycles"],
         useful_macs=sum(useful_macs(layer, n) for n in lengths),
         pe_count=design.pe_count, log=log, waves=wave_file,
         extra={"first_frame_macs": useful_macs(layer, lengths[0]), **extra})

@@ -35,7 +35,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
-from tconv.sim.design import GeneratedDesign, frame_mismatch
+from tconv.sim.design import ISOLATE_GAP, GeneratedDesign, frame_mismatch
 from tconv.sim.patterns import pause_pattern
 
 CLOCK_NS = 10
@@ -123,8 +123,9 @@ async def layer_matches_model(dut):
     mismatches, received = [], 0
     for index, want in enumerate(expected):
         if isolate:
-            # Each frame meets an idle array: its cycle count is the manifest formula's.
-            await ClockCycles(dut.clk, 20)
+            # Each frame meets an idle array (the previous one's drain waited out): its cycle
+            # count is the manifest formula's.
+            await ClockCycles(dut.clk, design.isolation_gap(lengths[index - 1]) if index else ISOLATE_GAP)
             await source.send(AxiStreamFrame(tdata=design.pack_inputs(frames[index])))
         if want.shape[0] == 0:
             continue  # a frame with no output emits no beat at all

@@ -166,3 +166,16 @@ def test_table_activation_output_narrowed_until_its_table_fits():
     assert str(wide) in str(cal)
     kept = calibrate(cfg, kernel, bias, x, width=8, policy=CalibrationPolicy(output_width=12))
     assert kept.formats["output"].width == 12
+
+
+@pytest.mark.parametrize("x_scale", [10.0, 0.01])
+def test_all_zero_bias_gets_the_same_narrow_format_whatever_the_accumulator(x_scale):
+    """An all-zero bias is 2 bits on the accumulator's grid, with a note, whether or not
+    the policy's bias width would fit that grid (it used to be 16 bits in one case and
+    2 in the other); the header states the bias width as an upper bound."""
+    cfg = LayerConfig(filters=2, kernel_size=1, in_channels=1)
+    cal = calibrate(cfg, np.full((1, 2, 1), 0.5), np.zeros(2), np.full((1, 4, 1), x_scale))
+    fa = cal.formats["input"].frac + cal.formats["weight"].frac
+    assert (cal.formats["bias"].width, cal.formats["bias"].frac) == (2, fa)
+    assert cal.stages["bias"].note.startswith("all zero")
+    assert "bias at most 16 bits" in str(cal).splitlines()[0]

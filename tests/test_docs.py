@@ -191,7 +191,7 @@ def test_readme_demo_transcript_cycles_and_utilization_follow_the_schedule():
     first = sch.frame_cycles(lengths[0])  # frame 0 meets an idle array: the model's count, exactly
     assert f"  frame 0: L={lengths[0]}, {first} cycles (formula {first})" in sim
     util = useful_macs(layer, lengths[0]) / (pe * first)
-    assert f"  MAC utilization (frame 0): {100 * util:.1f}%" in sim
+    assert f"  MAC utilization (frame 0, useful MACs / (PEs x cycles)): {100 * util:.1f}%" in sim
 
 
 def test_readme_demo_transcript_layer_lines_follow_the_model():

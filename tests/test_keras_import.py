@@ -216,6 +216,8 @@ def test_analyze_keras_writes_the_report(saved, tmp_path, capsys):
                         tmp_path / "rep", "-q")
     assert rc == 0, err
     assert "calibration: 8-bit inputs and weights" in out and "per filter" in out and "SQNR" in out
+    # The screen says which data the error is measured on, not only report.json.
+    assert f"error measured on the test data {saved / 'x_test.npy'} (calibrated on {saved / 'x.npy'})" in out
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert rep["source"]["layer"] == "decoder/up" and rep["calibration"]["default_data"] is False
     assert len(rep["sweep"]) == 12 and rep["within_bound"] is True

@@ -119,8 +119,9 @@ def _from_config(args, widths):
         from tconv.model import random_input
         layer.config.check_data_limits(args.batch, args.length, what=f"--batch {args.batch} x --length {args.length}")
         x = random_input(layer, batch=args.batch, length=args.length, seed=args.seed)
-    source = {"config": str(args.config), "weights": str(args.weights),
-              "data": str(args.data) if args.data else f"random ({args.batch}x{args.length}, seed {args.seed})"}
+    data = str(args.data) if args.data else f"random ({args.batch}x{args.length}, seed {args.seed})"
+    source = {"config": str(args.config), "weights": str(args.weights), "data": data,
+              "measured_on": f"{data}, layer inputs {tuple(x.shape)}"}
     return layer, x, None, source, widths
 
 
@@ -132,11 +133,14 @@ def _from_keras(args, widths):
                                 length=args.length, seed=args.seed)
     x = imported.inputs
     data = args.data or "standard-normal layer inputs"
+    measured = f"the calibration data ({data})"
     if args.test_data:
         x = load_test_inputs(imported, args.test_data)
         data = args.test_data
+        measured = f"the test data {data} (calibrated on {args.data or 'standard-normal layer inputs'})"
     source = {"keras": str(args.keras), "layer": imported.name, "calibration_data": args.data,
-              "data": str(data), "layer_input_shape": list(x.shape)}
+              "data": str(data), "layer_input_shape": list(x.shape),
+              "measured_on": f"{measured}, layer inputs {tuple(x.shape)}"}
     widths = None if args.no_sweep else (widths or DEFAULT_KERAS_SWEEP)
     return imported.layer, x, imported.calibration, source, widths
 
@@ -171,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if calibration is not None:
         print(f"{source['keras']}: layer {source['layer']!r}")
         print(calibration, end="\n\n")
+    print(f"error measured on {source['measured_on']}")
     print(report.text())
     if written:
         print(f"\nwrote {', '.join(str(p) for p in written)}" if len(written) == 1 else
