@@ -89,8 +89,11 @@ def test_simulate_shipped_vectors_and_random_frames(files, capsys):
         pytest.skip(str(err))
     assert _run(capsys, "generate", files / "config.json", "--weights", files / "w.npz", "-o", files / "out",
                 "-q")[0] == 0
+    written = sorted(p.relative_to(files / "out") for p in (files / "out").rglob("*"))
     rc, out, _ = _run(capsys, "simulate", files / "out", "--simulator", "icarus", "-q")
     assert rc == 0 and "icarus: PASS - 3 frame(s)" in out and "MAC utilization" in out, out
+    # Build products go to the cache, never into the design folder (no sim_build/ left there).
+    assert sorted(p.relative_to(files / "out") for p in (files / "out").rglob("*")) == written
     rc, out, _ = _run(capsys, "simulate", files / "out", "--frames", "2", "--length", "3", "--sink-pause",
                       "random", "--isolate-frames", "--waves", "-q")
     assert rc == 0 and "2 frame(s), 6 input beats" in out and "waveform:" in out, out
