@@ -1,12 +1,15 @@
 """``tconv bench``: the accelerator against its limits and its peers, in one run.
 
-Four sections (docs/contract.md, "Performance"):
+Sections (docs/contract.md, "Performance"):
 
 ``layers``  MAC utilization of the five benchmark layers, cycles measured in RTL
             simulation (one frame, source and sink never stalling; useful MACs are
             the products that land inside the cropped output), beside the
             utilization a zero-insertion design and a stride-phase (sub-kernel)
             design would reach on the same layer.
+``real``    the same on layers of public models whose channel, filter and tap counts
+            are not powers of two (`tconv.flow.bench_real`), with generate's time and
+            peak memory and the schedule's steady-state utilization.
 ``fpga``    Fmax and resources on ECP5-85F (speed grades 6 and 8) for 16, 64 and
             128 PEs, through `tconv.flow.synth`.
 ``model``   the bit-exact model against Keras' float layer (jax, CPU, warmed up)
@@ -45,7 +48,7 @@ BENCH_LAYERS = {
 #: The default 8-bit configuration of docs/contract.md.
 BENCH_FORMATS = dict(input="fixed<8,3,RND,SAT>", weight="fixed<8,1,RND,SAT>", bias="fixed<16,6>",
                      output="fixed<16,6,RND,SAT>")
-SECTIONS = ("layers", "fpga", "model", "sim", "activation")
+SECTIONS = ("layers", "real", "fpga", "model", "sim", "activation")
 FPGA_LAYER = "keras-doc"
 #: The table activation the ``activation`` section measures on FPGA_LAYER at 64 PEs, side by
 #: side with the same layer's linear form (with BENCH_FORMATS' 16-bit output its table is
@@ -313,6 +316,9 @@ def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts
     results: dict = {"machine": machine()}
     if "layers" in sections:
         results["layers"] = bench_layers(work, simulator=simulator, pe_count=pe_count, log=log)
+    if "real" in sections:
+        from .bench_real import bench_real
+        results["real"] = bench_real(work, simulator=simulator, pe_count=pe_count, log=log)
     if "fpga" in sections:
         results["fpga"] = bench_fpga(work, pe_counts=fpga_pe_counts, speeds=speeds, seed=seed, log=log)
     if "model" in sections:
@@ -337,6 +343,10 @@ _LAYER_COLS = [("name", "layer"), ("pe_count", "PEs"), ("L", "L"), ("cycles", "c
                ("formula_cycles", "formula"), ("useful_macs", "useful MACs"), ("utilization", "utilization"),
                ("zero_insertion_utilization", "zero-insertion"), ("subkernel_utilization", "sub-kernel"),
                ("bit_exact", "bit-exact")]
+_REAL_COLS = [("name", "layer"), ("shape", "shape"), ("pe_count", "PEs"), ("mapping", "lanes x filter x tap groups"),
+              ("L", "L"), ("cycles", "cycles"), ("formula_cycles", "formula"), ("utilization", "utilization"),
+              ("steady_utilization", "steady-state utilization"), ("bit_exact", "bit-exact"),
+              ("generate_s", "generate s"), ("generate_peak_mb", "generate peak MB")]
 _FPGA_COLS = [("device", "device"), ("speed", "speed"), ("pe_count", "PEs"), ("fmax_mhz", "Fmax MHz"),
               ("gops", "GOPS"), ("lut4", "LUT4"), ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
 _ACTIVATION_COLS = [("activation", "activation"), ("table_entries", "table entries"), ("pe_count", "PEs"),
@@ -386,6 +396,10 @@ def _render(results: dict, fmt) -> str:
     parts = []
     if "layers" in results:
         parts.append(("MAC utilization (one frame, no stalls)", fmt(_table(results["layers"], _LAYER_COLS))))
+    if "real" in results:
+        notes = [f"- {r['name']}: {r['note']}" for r in results["real"] if r.get("note")]
+        parts.append(("Real layers (one frame of the model's length, no stalls)",
+                      fmt(_table(results["real"], _REAL_COLS)) + ("\n\n" + "\n".join(notes) if notes else "")))
     if "fpga" in results:
         parts.append((f"ECP5 {FPGA_LAYER} layer, out of context", fmt(_table(_with_gops(results), _FPGA_COLS))))
     if "model" in results:

@@ -136,6 +136,21 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
     return manifest
 
 
+def layer_verilog(layer_q, schedule: Schedule, *, top: str, name: str | None = None,
+                  platform=None) -> tuple[str, object, list]:
+    """``(text, multiplier cell, ROM modules)`` of ``<top>.v``: module ``name`` (default ``top``),
+    then the portable multiplier cell ``<top>_mul`` and the block-RAM weight ROMs
+    ``<top>_weights<g>`` (their contents written as text, `tconv.hw.rom`: a 2M-weight layer
+    in seconds, not minutes). ``platform`` as for `tconv.hw.verilog.convert`."""
+    design = Conv1DTransposeTop(layer_q, schedule, mul_cell=f"{top}_mul", rom_prefix=f"{top}_weights")
+    cell = design.core.multiplier_cell
+    text = convert(design, name=name or top, platform=platform) + "\n" + cell.generic_verilog()
+    roms = design.core.rom_modules()
+    for rom in roms:
+        text += "\n" + rom.verilog()
+    return text, cell, roms
+
+
 def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tuple[dict[str, bytes], dict]:
     """The files of ``layer_q``'s design folder in memory, ``({relative path: bytes}, manifest)``.
 
@@ -143,9 +158,7 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
     """
     check_module_name(top)
     sch = schedule
-    design = Conv1DTransposeTop(layer_q, sch, mul_cell=f"{top}_mul")
-    cell = design.core.multiplier_cell
-    verilog_text = convert(design, name=top) + "\n" + cell.generic_verilog()
+    verilog_text, cell, roms = layer_verilog(layer_q, sch, top=top)
     cfg = layer_q.config
     xf, wf, of = layer_q.input_format, layer_q.weight_format, layer_q.output_format
     bf = layer_q.bias_format
@@ -172,6 +185,8 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
         "array": {
             **sch.summary(),
             "multiplier": "one ECP5 MULT18X18D per PE: registered operands and product",
+            # Block-RAM weight ROMs are modules of their own in <top>.v, contents as text.
+            "weight_rom_modules": [rom.name for rom in roms],
             "multiplier_cell": {
                 "module": cell.name,
                 "latency": cell.latency,

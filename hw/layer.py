@@ -26,7 +26,7 @@ from .beats import BeatAssembler, output_layout
 from .emitter import Emitter
 from .issue import IssueControl, frame_layout, row_width
 from .lookup import index_bits, lookup, select_bits
-from .mac_array import MacArray, format_shape
+from .mac_array import MacArray, format_shape, weight_rom_modules
 from .multiplier import MultiplierCell
 from .output_row import OutputRow, bias_table
 from .pipeline import delay
@@ -55,6 +55,10 @@ class Conv1DTransposeCore(wiring.Component):
         Multiply through instances of a Verilog module of this name
         (``multiplier_cell`` describes it; `tconv.hw.generate` writes it).
         Without it the multipliers are built inline, for Amaranth's simulator.
+    rom_prefix : str, optional
+        Block-RAM weight ROMs as instances of Verilog modules of this prefix
+        (`rom_modules` gives their text, contents included; `tconv.hw.rom`).
+        Without it they are Amaranth memories, for Amaranth's simulator.
 
     Members
     -------
@@ -65,13 +69,14 @@ class Conv1DTransposeCore(wiring.Component):
     """
 
     def __init__(self, layer_q, schedule: Schedule, *, garbage_seed: int | None = None,
-                 mul_cell: str | None = None):
+                 mul_cell: str | None = None, rom_prefix: str | None = None):
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a tconv.hw.schedule.Schedule (from check_layer), "
                             f"got {type(schedule).__name__}")
         self.schedule = schedule
         self.layer_q = layer_q
         self._garbage_seed = garbage_seed
+        self._rom_prefix = rom_prefix
         self.multiplier_cell = None if mul_cell is None else MultiplierCell.for_shapes(
             mul_cell, format_shape(layer_q.input_format), format_shape(layer_q.weight_format))
         cfg = layer_q.config
@@ -82,6 +87,10 @@ class Conv1DTransposeCore(wiring.Component):
             "o": Out(stream.Signature(output_layout(self.out_width))),
         })
 
+    def rom_modules(self) -> list:
+        """The weight ROMs' Verilog modules (`tconv.hw.rom.RomModule`), when ``rom_prefix`` was given."""
+        return weight_rom_modules(self.layer_q, self.schedule, self._rom_prefix)
+
     def elaborate(self, platform):
         m = Module()
         sch, q = self.schedule, self.layer_q
@@ -89,7 +98,8 @@ class Conv1DTransposeCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), buf.i)
         m.submodules.issue = issue = IssueControl(sch)
         m.submodules.frames = frames = FrameQueue(shape=frame_layout(sch), depth=sch.frame_queue_depth)
-        m.submodules.macs = macs = MacArray(q, sch, cell=self.multiplier_cell, garbage_seed=self._garbage_seed)
+        m.submodules.macs = macs = MacArray(q, sch, cell=self.multiplier_cell, garbage_seed=self._garbage_seed,
+                                            rom_prefix=self._rom_prefix)
         # The filter row selects the bias: only the bits of it that the bias
         # tables depend on travel (none when every row has the same bias).
         groups = range(min(sch.filter_groups, sch.filters))
@@ -162,8 +172,9 @@ class Conv1DTransposeTop(wiring.Component):
     """
 
     def __init__(self, layer_q, schedule: Schedule, *, garbage_seed: int | None = None,
-                 mul_cell: str | None = None):
-        self.core = Conv1DTransposeCore(layer_q, schedule, garbage_seed=garbage_seed, mul_cell=mul_cell)
+                 mul_cell: str | None = None, rom_prefix: str | None = None):
+        self.core = Conv1DTransposeCore(layer_q, schedule, garbage_seed=garbage_seed, mul_cell=mul_cell,
+                                        rom_prefix=rom_prefix)
         self.schedule = self.core.schedule
         super().__init__({
             "s_axis_tdata": In(self.core.in_width),

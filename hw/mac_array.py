@@ -18,10 +18,11 @@ from .dot import DotProduct
 from .issue import bank_address_width, built_tap_groups, issue_tag_layout
 from .lookup import lookup
 from .pipeline import delay
+from .rom import RomModule, pack_words, rom_instance
 from .scatter import ScatterBank
 from .schedule import Schedule
 
-__all__ = ["MacArray", "format_shape", "bank_words_layout"]
+__all__ = ["MacArray", "format_shape", "bank_words_layout", "weight_rom_words", "weight_rom_modules"]
 
 
 def format_shape(fmt) -> Shape:
@@ -36,6 +37,32 @@ def bank_words_layout(layer_q, sch: Schedule) -> data.ArrayLayout:
                             min(sch.filter_groups, sch.filters))
 
 
+def weight_rom_words(layer_q, sch: Schedule, group: int) -> list[int]:
+    """Words of group ``group``'s weight ROM: item ``t`` holds ``lanes`` weight codes
+    (lane ``r`` in bits ``[r*W, (r+1)*W)``, zeros where the layer has no weight)."""
+    codes = np.zeros((sch.cycles_per_step, sch.lanes), dtype=np.int64)
+    for t in range(sch.cycles_per_step):
+        k, f, channels = sch.work(group, t)
+        if k < sch.kernel_size and f < sch.filters:
+            codes[t, :len(channels)] = layer_q.kernel_codes[k, f, channels.start:channels.stop]
+    return list(pack_words(codes, layer_q.weight_format.width))
+
+
+def built_groups(sch: Schedule) -> list[int]:
+    """The PE groups the array builds, in elaboration order."""
+    return [sch.group_of(gf, gk) for gk in built_tap_groups(sch) for gf in range(min(sch.filter_groups, sch.filters))]
+
+
+def weight_rom_modules(layer_q, sch: Schedule, prefix: str | None) -> list[RomModule]:
+    """The block-RAM weight ROMs as Verilog modules ``prefix`` + group (`tconv.hw.rom`):
+    empty when the weights are in LUTs or ``prefix`` is None (Amaranth memories then)."""
+    if prefix is None or sch.weights_in_luts:
+        return []
+    width = sch.lanes * layer_q.weight_format.width
+    return [RomModule(f"{prefix}{g}", width, sch.cycles_per_step, tuple(weight_rom_words(layer_q, sch, g)))
+            for g in built_groups(sch)]
+
+
 class MacArray(wiring.Component):
     """The PE groups and their scatter banks.
 
@@ -47,6 +74,9 @@ class MacArray(wiring.Component):
         Multiplier instances (else inline multiplications).
     garbage_seed : int, optional
         Fill the banks with random words (simulation only).
+    rom_prefix : str, optional
+        Block-RAM weight ROMs become instances of Verilog modules ``rom_prefix`` + group
+        (`weight_rom_modules` gives their text; `tconv.hw.rom`), else Amaranth memories.
 
     Members
     -------
@@ -64,9 +94,10 @@ class MacArray(wiring.Component):
         The words at ``em_addr`` of the previous cycle.
     """
 
-    def __init__(self, layer_q, schedule: Schedule, *, cell=None, garbage_seed: int | None = None):
+    def __init__(self, layer_q, schedule: Schedule, *, cell=None, garbage_seed: int | None = None,
+                 rom_prefix: str | None = None):
         self.layer_q, self.schedule = layer_q, schedule
-        self._cell, self._garbage_seed = cell, garbage_seed
+        self._cell, self._garbage_seed, self._rom_prefix = cell, garbage_seed, rom_prefix
         sch = schedule
         super().__init__({
             "tag": In(issue_tag_layout(sch)),
@@ -77,19 +108,8 @@ class MacArray(wiring.Component):
         })
 
     def weight_rom(self, group: int) -> list[int]:
-        """Words of group ``group``'s weight ROM: item ``t`` holds ``lanes`` weight codes."""
-        sch, q = self.schedule, self.layer_q
-        ww = q.weight_format.width
-        mask = (1 << ww) - 1
-        words = []
-        for t in range(sch.cycles_per_step):
-            k, f, channels = sch.work(group, t)
-            word = 0
-            if k < sch.kernel_size and f < sch.filters:
-                for r, ch in enumerate(channels):
-                    word |= (int(q.kernel_codes[k, f, ch]) & mask) << (r * ww)
-            words.append(word)
-        return words
+        """Words of group ``group``'s weight ROM (`weight_rom_words`)."""
+        return weight_rom_words(self.layer_q, self.schedule, group)
 
     def elaborate(self, platform):
         m = Module()
@@ -117,14 +137,16 @@ class MacArray(wiring.Component):
         lat, CH, T = sch.latency, sch.chunks, sch.cycles_per_step
         Lp, R, Wa = lat.issue_to_write, sch.lanes, q.accumulator_format.width
         g = sch.group_of(gf, gk)
-        words = self.weight_rom(g)
         # The weights reach the operand registers at the end of the issue cycle
         # from a LUT ROM, or one cycle later from a block-RAM ROM (whose output
         # is registered there).
         if sch.weights_in_luts:
-            weights = lookup(tags[0].t, [Const(v, R * q.weight_format.width) for v in words])
+            weights = lookup(tags[0].t, [Const(v, R * q.weight_format.width) for v in self.weight_rom(g)])
+        elif self._rom_prefix is not None:  # contents in the module's text (rom_modules)
+            weights = rom_instance(m, f"{self._rom_prefix}{g}", R * q.weight_format.width, T, tags[0].t,
+                                   name=f"weights{g}")
         else:
-            rom = memory.Memory(shape=R * q.weight_format.width, depth=T, init=words)
+            rom = memory.Memory(shape=R * q.weight_format.width, depth=T, init=self.weight_rom(g))
             m.submodules[f"weights{g}"] = rom
             rport = rom.read_port()
             m.d.comb += rport.addr.eq(tags[0].t)

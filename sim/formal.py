@@ -166,15 +166,13 @@ def formal_verilog(design: GeneratedDesign, *, invariants: bool = True) -> str:
     word (but for the module name), so that the proof is about the Verilog that ships.
     """
     from tconv.hw.check import check_layer
-    from tconv.hw.layer import Conv1DTransposeTop
-    from tconv.hw.verilog import convert
+    from tconv.hw.generate import layer_verilog
 
     layer, top = design.layer, design.top
     schedule = check_layer(layer, design.pe_count)
 
     def elaborate(name: str, platform) -> str:
-        dut = Conv1DTransposeTop(layer, schedule, mul_cell=f"{top}_mul")
-        return convert(dut, name=name, platform=platform) + "\n" + dut.core.multiplier_cell.generic_verilog()
+        return layer_verilog(layer, schedule, top=top, name=name, platform=platform)[0]
 
     shipped = design.verilog[0].read_text()
     if elaborate(top, None) != shipped:

@@ -104,3 +104,24 @@ def test_sim_section_times_both_engines_on_one_design(tmp_path):
 def test_bench_refuses_unknown_sections(tmp_path, capsys):
     assert main(["bench", "--only", "layers,speed", "--work", str(tmp_path)]) == 2
     assert "unknown bench section(s) ['speed']" in capsys.readouterr().err
+
+
+def test_real_section_measures_a_real_layer_in_rtl(tmp_path):
+    """The ``real`` section's row of the autoencoder's output layer (32 -> 1, kernel 7: 224
+    products a step, 87.5% at best on 64 PEs): one frame of 288 steps on Icarus, bit-exact at
+    the formula's cycles, the measured utilization computed from the run, the schedule's reason
+    and a pe_count that reaches the target, generate's own time and memory."""
+    from conftest import require_simulator
+
+    from tconv.flow.bench_real import REAL_LAYERS, bench_real
+
+    require_simulator("icarus")
+    (row,) = bench_real(tmp_path, simulator="icarus", pe_count=64, log=lambda *_: None, names=["autoencoder-out"])
+    cin, filters, kernel, strides, length = REAL_LAYERS["autoencoder-out"]
+    cfg = LayerConfig(filters=filters, kernel_size=kernel, strides=strides, padding="same", in_channels=cin)
+    assert row["bit_exact"] is True and row["L"] == length and row["cycles"] == row["formula_cycles"]
+    assert row["utilization"] == round(cfg.useful_macs(length) / (64 * row["cycles"]), 4)
+    assert row["steady_utilization"] == 0.875 and "pe_count 32 would reach 100.0%" in row["note"]
+    assert row["generate_s"] > 0 and 20 < row["generate_peak_mb"] < 4096
+    md = bench.to_markdown({"machine": bench.machine(), "real": [row]})
+    assert "### Real layers" in md and "| autoencoder-out | 32->1 k7 s1 | 64 |" in md and "- autoencoder-out: " in md

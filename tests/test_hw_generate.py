@@ -18,6 +18,7 @@ from test_hw_schedule import BENCHMARKS
 from tconv.hw.bus import pack_beat, unpack_beat
 from tconv.hw.check import check_layer
 from tconv.hw.generate import generate, manifest_frame_cycles
+from tconv.hw.schedule import LUT_ROM_WORDS
 from tconv.model import Conv1DTransposeQ
 
 warnings.filterwarnings("ignore", message=".*created but never used")
@@ -73,9 +74,13 @@ def test_benchmark_generates_lint_clean_verilog(name, tmp_path):
     assert module_ports(verilog, top) == PORTS
     assert re.search(rf"input \[{q.config.in_channels * 8 - 1}:0\] s_axis_tdata;", verilog)
     assert re.search(rf"output \[{q.config.filters * 16 - 1}:0\] m_axis_tdata;", verilog)
-    # The layer and its multiplier cell, nothing else; the ECP5 variant of the
-    # cell has the same ports.
-    assert re.findall(r"^module (\w+)", verilog, re.M) == [top, f"{top}_mul"]
+    # The layer, its multiplier cell and its block-RAM weight ROMs (the manifest names them),
+    # nothing else; the ECP5 variant of the cell has the same ports.
+    roms = manifest["array"]["weight_rom_modules"]
+    in_bram = manifest["array"]["cycles_per_step"] > LUT_ROM_WORDS
+    assert len(roms) == (manifest["array"]["groups_built"] if in_bram else 0)
+    assert all(re.fullmatch(rf"{top}_weights\d+", r) for r in roms) and len(set(roms)) == len(roms)
+    assert re.findall(r"^module (\w+)", verilog, re.M) == [top, f"{top}_mul", *roms]
     cell = manifest["array"]["multiplier_cell"]
     assert cell["module"] == f"{top}_mul" and cell["ecp5_verilog"] == f"ecp5/{top}_mul.v"
     ecp5 = (tmp_path / cell["ecp5_verilog"]).read_text()
