@@ -188,25 +188,22 @@ def _float_reference(layer: Conv1DTransposeQ, x: np.ndarray) -> tuple[np.ndarray
     return out, pre
 
 
-def error_bound(layer: Conv1DTransposeQ, x: np.ndarray, pre_activation: np.ndarray | None = None) -> np.ndarray:
-    """Per-output analytic bound on |fixed - float| for float input ``x`` (no overflow assumed)."""
+def error_bound(layer: Conv1DTransposeQ, x: np.ndarray, pre_activation: np.ndarray | None = None,
+                *, shared: _Shared | None = None) -> np.ndarray:
+    """Per-output analytic bound on |fixed - float| for float input ``x`` (no overflow assumed).
+
+    ``shared`` (the sweep's) keeps the convolutions that do not depend on the trial's
+    formats; the rounding errors are powers of two, so scaling a convolution of ones by
+    one is exact and the bound is the same to the last bit."""
     cfg = layer.config
-    xl = np.asarray(x, dtype=np.float64)
-    if cfg.data_format == "channels_first":
-        xl = xl.transpose(0, 2, 1)
-    out_len = cfg.output_length(xl.shape[1])
-
-    def conv(a, w):
-        return scatter_taps(a, w, cfg.strides, cfg.dilation_rate, cfg.crop_left, out_len)
-
+    shared = shared if shared is not None else _Shared(layer, x)
     ex = layer.input_format.max_rounding_error
     ew = layer.weight_format.max_rounding_error
-    wq_abs = np.abs(layer.weight_format.dequantize(layer.kernel_codes))
-    pre = conv(np.full_like(xl, ex), wq_abs) + conv(np.abs(xl), np.full_like(wq_abs, ew))
+    pre = ex * shared.ones_by_abs_weights(layer) + ew * shared.abs_input_by_ones()
     if cfg.use_bias:
         pre = pre + layer.bias_format.max_rounding_error
     # float64 rounding of the reference itself, far below any LSB but not zero.
-    slack = 1e-12 * (conv(np.abs(xl), np.abs(layer.kernel)) + np.abs(layer.bias)) + 1e-300
+    slack = 1e-12 * (shared.abs_input_by_abs_kernel() + np.abs(layer.bias)) + 1e-300
     name = cfg.activation
     pa = None
     if name in ("leaky_relu", "exponential", "hard_shrink"):
@@ -250,14 +247,65 @@ def analyze(layer: Conv1DTransposeQ, x=None, *, batch: int = 4, length: int = 32
         return _analyze(layer, x)
 
 
-def _analyze(layer: Conv1DTransposeQ, x: np.ndarray) -> ErrorReport:
-    """:func:`analyze` on checked, batched input."""
-    y_float, pre = _float_reference(layer, x)
-    codes, in_over = layer.input_format.quantize_with_flags(x, name="input")
-    st = layer.stages(codes)
+class _Shared:
+    """What the trials of one sweep share, computed once each: the float reference, the
+    bound's convolutions that depend only on the input (or only on the weight format), and
+    the exact accumulators by (input, weight, bias) format: a trial of another output width
+    requantizes the same accumulator."""
+
+    def __init__(self, layer: Conv1DTransposeQ, x: np.ndarray):
+        cfg = layer.config
+        self.layer, self.x = layer, x
+        xl = np.asarray(x, dtype=np.float64)
+        self.xl = xl.transpose(0, 2, 1) if cfg.data_format == "channels_first" else xl
+        self.out_len = cfg.output_length(self.xl.shape[1])
+        self._cache: dict = {}
+
+    def _once(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _conv(self, a, w):
+        cfg = self.layer.config
+        return scatter_taps(a, w, cfg.strides, cfg.dilation_rate, cfg.crop_left, self.out_len)
+
+    def reference(self):
+        return self._once("reference", lambda: _float_reference(self.layer, self.x))
+
+    def abs_input_by_ones(self):
+        return self._once("x1", lambda: self._conv(np.abs(self.xl), np.ones_like(self.layer.kernel)))
+
+    def abs_input_by_abs_kernel(self):
+        return self._once("xk", lambda: self._conv(np.abs(self.xl), np.abs(self.layer.kernel)))
+
+    def ones_by_abs_weights(self, trial: Conv1DTransposeQ):
+        wf = trial.weight_format
+        return self._once(("1w", str(wf)), lambda: self._conv(
+            np.ones_like(self.xl), np.abs(wf.dequantize(trial.kernel_codes))))
+
+    def input_codes(self, trial: Conv1DTransposeQ):
+        return self._once(("codes", str(trial.input_format)),
+                          lambda: trial.input_format.quantize_with_flags(self.x, name="input"))
+
+    def stages(self, trial: Conv1DTransposeQ, codes):
+        key = ("acc", str(trial.input_format), str(trial.weight_format), str(trial.bias_format))
+        if key in self._cache:
+            return trial.stages(codes, accumulator=self._cache[key])
+        st = trial.stages(codes)
+        self._cache[key] = st.accumulator
+        return st
+
+
+def _analyze(layer: Conv1DTransposeQ, x: np.ndarray, shared: _Shared | None = None) -> ErrorReport:
+    """:func:`analyze` on checked, batched input (``shared``: a sweep's, see `_Shared`)."""
+    shared = shared if shared is not None else _Shared(layer, x)
+    y_float, pre = shared.reference()
+    codes, in_over = shared.input_codes(layer)
+    st = shared.stages(layer, codes)
     y_fixed = layer.output_format.dequantize(st.output)
     err = y_fixed - y_float
-    bound = error_bound(layer, x, pre)
+    bound = error_bound(layer, x, pre, shared=shared)
     abs_err = np.abs(err)
     lsb = layer.output_format.lsb
     ok = (abs_err <= bound) | st.output_overflow
@@ -402,6 +450,7 @@ def sweep(layer: Conv1DTransposeQ, x=None, *, widths=range(4, 17), vary=("weight
         x = random_input(layer, **random_kwargs)
     x = layer.config.check_float_input(x, "sweep input")
     jobs = [(st, w) for st in stages for w in widths]
+    shared = _Shared(layer, x)  # the float reference, input-only convolutions, accumulators
     rows = []
     for stage, width in tqdm(jobs, desc="bit-width sweep", disable=not progress, leave=False):
         formats = _trial_formats(layer, stage, width)
@@ -414,6 +463,7 @@ def sweep(layer: Conv1DTransposeQ, x=None, *, widths=range(4, 17), vary=("weight
             nan = float("nan")
             rows.append({**row, "sqnr_db": nan, "max_abs_error": nan, "bound": nan, "skipped": str(err)})
             continue
-        rep = analyze(trial, x)
+        with np.errstate(over="ignore", invalid="ignore"):  # as analyze(): the report says so
+            rep = _analyze(trial, x, shared)
         rows.append({**row, "sqnr_db": rep.sqnr_db, "max_abs_error": rep.max_abs_error, "bound": rep.bound})
     return rows

@@ -256,10 +256,23 @@ class Conv1DTransposeQ:
             return self.activation_table.lookup(acc)
         return activate_codes(self.config.activation, acc, self.accumulator_format.frac)
 
-    def stages(self, codes) -> Stages:
-        """Run the datapath on input codes and keep every stage."""
+    def stages(self, codes, *, accumulator=None) -> Stages:
+        """Run the datapath on input codes and keep every stage.
+
+        ``accumulator``: these codes' exact accumulator values as an earlier call returned
+        them (``Stages.accumulator``, same layout), to activate and requantize them again
+        without recomputing the sums (an analysis sweep over output formats does).
+        """
         x, back = self._prepare(codes)
-        acc = self.accumulate(x)
+        if accumulator is None:
+            acc = self.accumulate(x)
+        else:
+            acc = np.asarray(accumulator, dtype=np.int64)
+            acc = acc[None] if acc.ndim == 2 else acc
+            if self.config.data_format == "channels_first":
+                acc = acc.transpose(0, 2, 1)
+            if acc.shape != (x.shape[0], self.config.output_length(x.shape[1]), self.config.filters):
+                raise ValueError(f"accumulator of shape {acc.shape} is not that of these codes")
         act = self.activate(acc)
         out, over = self.output_format.requantize_with_flags(act, self.activation_frac)
         return Stages(back(acc), back(act), self.activation_frac, back(out), back(over))

@@ -136,3 +136,25 @@ def test_sweep_reports_widths_whose_table_is_too_large_as_skipped():
                          bias_format=q.bias_format, output_format="fixed<20,2,RND,SAT>")
     assert "skipped" in rows[2] and "65536" in rows[2]["skipped"] and np.isnan(rows[2]["sqnr_db"])
     assert all("skipped" not in r and np.isfinite(r["sqnr_db"]) for r in rows[:2])
+
+
+@pytest.mark.parametrize("activation,data_format", [("leaky_relu", "channels_first"), ("tanh", "channels_last"),
+                                                    ("relu", "channels_last")])
+def test_sweep_rows_equal_analyze_of_each_trial_layer(activation, data_format):
+    """The sweep shares the float reference, the bound's convolutions and the accumulators
+    between its trials; every row must still be exactly what analyze() gives for that trial
+    layer on its own (same SQNR, error and bound to the last bit)."""
+    from tconv.model import random_input
+    from tconv.model.analysis import _trial_formats
+
+    cfg = LayerConfig(filters=3, kernel_size=5, strides=2, padding="same", in_channels=4, activation=activation,
+                      data_format=data_format)
+    q = _build(cfg, dict(input_format="fixed<8,2,RND,SAT>", weight_format="fixed<8,1,TRN,SAT>",
+                         bias_format="fixed<12,4>", output_format="fixed<10,3,RND_CONV,SAT>"), 5)
+    x = random_input(q, batch=2, length=9, seed=3)
+    rows = sweep(q, x, widths=[3, 6, 9], progress=False)
+    assert len(rows) == 9
+    for r in rows:
+        trial = Conv1DTransposeQ(q.config, q.kernel, q.bias, **_trial_formats(q, r["stage"], r["width"]))
+        rep = analyze(trial, x)
+        assert (r["sqnr_db"], r["max_abs_error"], r["bound"]) == (rep.sqnr_db, rep.max_abs_error, rep.bound), r
