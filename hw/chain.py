@@ -1,0 +1,220 @@
+"""Consecutive layers as one streaming design: the PE budget split and the chain's top.
+
+`plan_chain` splits a PE budget over the stages of a `tconv.model.chain.ChainQ`.
+Stage ``i`` sees ``rate_i = strides_0 * ... * strides_{i-1}`` of its own input
+steps per chain input step (on long frames), so it spends
+``per_step_i * rate_i`` cycles per chain input step, where ``per_step_i`` is
+the steady cycles per own step of its `Schedule` (the slope of
+`Schedule.cycle_formula`, emitter limits included). The chain runs as fast as
+its slowest stage (the bottleneck); `plan_chain` picks, among power-of-two
+arrays whose sum fits the budget, the ones with the smallest bottleneck, and then
+gives every stage the fewest PEs that keep it at or below that bottleneck (PEs
+that would add nothing are not built).
+
+`Conv1DTransposeChainTop` has the flat AXI4-Stream ports of a single layer
+(docs/contract.md): ``s_axis`` feeds the first stage's core, each core's output
+stream is the next core's input stream (the same AXI4-Stream rules as outside:
+`amaranth.lib.stream` valid/ready, ``last`` carried with the data), and the last
+core's output is ``m_axis``. Every core is the unchanged
+`tconv.hw.layer.Conv1DTransposeCore`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .check import check_layer
+from .layer import Conv1DTransposeCore
+from .schedule import MAX_PE_COUNT, Schedule, check_pe_count
+
+__all__ = ["ChainPlan", "Conv1DTransposeChainTop", "plan_chain", "stage_rates"]
+
+
+def stage_rates(configs) -> list[int]:
+    """Input steps of each stage per chain input step on long frames: the product of the strides before it."""
+    rates, rate = [], 1
+    for cfg in configs:
+        rates.append(rate)
+        rate *= cfg.strides
+    return rates
+
+
+@functools.lru_cache(maxsize=512)
+def _steady_per_step(config, pe_count: int) -> tuple[Schedule, int]:
+    sch = Schedule.plan(config, pe_count)
+    return sch, sch.cycle_formula()[1]
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """Every stage's schedule and the chain's throughput.
+
+    Attributes
+    ----------
+    budget : int
+        The PE budget (``--pe-count``).
+    schedules : tuple of Schedule
+    rates : tuple of int
+        `stage_rates`.
+    per_step : tuple of int
+        Steady cycles per own input step of each stage.
+    """
+
+    budget: int
+    schedules: tuple
+    rates: tuple
+    per_step: tuple
+
+    @property
+    def chain_step_cycles(self) -> tuple:
+        """Cycles each stage spends per chain input step: ``per_step * rate``."""
+        return tuple(p * r for p, r in zip(self.per_step, self.rates))
+
+    @property
+    def cycles_per_chain_step(self) -> int:
+        """Steady cycles per chain input step: the bottleneck stage's."""
+        return max(self.chain_step_cycles)
+
+    @property
+    def bottleneck(self) -> int:
+        """Index of the slowest stage (the first of equals)."""
+        return self.chain_step_cycles.index(self.cycles_per_chain_step)
+
+    @property
+    def pe_count(self) -> int:
+        """PEs of the stages' arrays together (each a power of two)."""
+        return sum(s.pe_count for s in self.schedules)
+
+    @property
+    def multipliers_built(self) -> int:
+        return sum(s.built_groups * s.lanes for s in self.schedules)
+
+    def chain_macs_per_step(self) -> int:
+        """Products of every stage per chain input step on long frames."""
+        return sum(s.kernel_size * s.filters * s.in_channels * r for s, r in zip(self.schedules, self.rates))
+
+    def steady_utilization(self, over: str = "built") -> float:
+        """Products per PE-cycle on long frames, over the multipliers built (``over="built"``) or
+        over the stages' ``pe_count`` sum (``over="arrays"``)."""
+        pes = self.multipliers_built if over == "built" else self.pe_count
+        return self.chain_macs_per_step() / (pes * self.cycles_per_chain_step)
+
+    def stage_summary(self, i: int) -> dict:
+        """The manifest's ``stages[i].performance`` entries of the chain."""
+        return {"input_steps_per_chain_step": self.rates[i], "cycles_per_step": self.per_step[i],
+                "cycles_per_chain_step": self.chain_step_cycles[i], "bottleneck": i == self.bottleneck}
+
+    def report(self, names) -> str:
+        """A table of the split: per stage PEs, cycles per own step and per chain step."""
+        lines = [f"{'stage':<20} {'PEs':>5} {'built':>5} {'cyc/own step':>12} {'steps/chain step':>16} "
+                 f"{'cyc/chain step':>14}"]
+        for i, (name, s) in enumerate(zip(names, self.schedules)):
+            mark = "  <- bottleneck" if i == self.bottleneck else ""
+            lines.append(f"{name:<20} {s.pe_count:>5} {s.built_groups * s.lanes:>5} {self.per_step[i]:>12} "
+                         f"{self.rates[i]:>16} {self.chain_step_cycles[i]:>14}{mark}")
+        lines.append(f"chain: {self.pe_count} of {self.budget} PEs in arrays ({self.multipliers_built} multipliers "
+                     f"built), {self.cycles_per_chain_step} cycles per input step, MAC utilization "
+                     f"{100 * self.steady_utilization():.1f}% over the multipliers built on long frames")
+        return "\n".join(lines)
+
+
+def plan_chain(chain_q, budget: int = 64) -> ChainPlan:
+    """The fastest split of ``budget`` PEs over ``chain_q``'s stages, with no PE that adds nothing.
+
+    Every stage is checked by `tconv.hw.check.check_layer` (what the hardware can build).
+
+    Raises
+    ------
+    ValueError
+        ``array.pe_count`` not a power of two, or smaller than the number of stages.
+    """
+    budget = check_pe_count(budget)
+    stages = chain_q.stages
+    if budget < len(stages):
+        raise ValueError(f"array.pe_count {budget} is the PE budget of the whole chain: at least one PE per stage "
+                         f"is needed ({len(stages)} stages); allowed: a power of two >= {len(stages)}")
+    for st in stages:
+        check_layer(st, 1)
+    configs = [st.config for st in stages]
+    rates = stage_rates(configs)
+    sizes = [1 << n for n in range(budget.bit_length()) if (1 << n) <= min(budget, MAX_PE_COUNT)]
+    options = [[(pe, *_steady_per_step(cfg, pe)) for pe in sizes] for cfg in configs]
+    candidates = sorted({per * r for opts, r in zip(options, rates) for _, _, per in opts})
+    for bound in candidates:
+        chosen = []
+        for opts, r in zip(options, rates):
+            fit = next(((pe, sch, per) for pe, sch, per in opts if per * r <= bound), None)
+            if fit is None:
+                break
+            chosen.append(fit)
+        if len(chosen) == len(stages) and sum(pe for pe, _, _ in chosen) <= budget:
+            return ChainPlan(budget, tuple(s for _, s, _ in chosen), tuple(rates), tuple(p for _, _, p in chosen))
+    raise AssertionError("one PE per stage always fits the budget")
+
+
+class Conv1DTransposeChainTop(wiring.Component):
+    """The generated chain module: the ports of `tconv.hw.layer.Conv1DTransposeTop`.
+
+    Parameters
+    ----------
+    chain_q : tconv.model.chain.ChainQ
+    plan : ChainPlan
+        From `plan_chain`.
+    mul_cells : list of str, optional
+        One multiplier cell module name per stage (`tconv.hw.multiplier`); inline multipliers without.
+    garbage_seed : int, optional
+        Simulation only: random scatter-bank contents at start (each stage its own seed).
+
+    Members
+    -------
+    s_axis_tdata : In(in_channels * Wx of the first stage)
+    s_axis_tvalid, s_axis_tlast : In(1)
+    s_axis_tready : Out(1)
+    m_axis_tdata : Out(filters * Wo of the last stage)
+    m_axis_tvalid, m_axis_tlast : Out(1)
+    m_axis_tready : In(1)
+    """
+
+    def __init__(self, chain_q, plan: ChainPlan, *, mul_cells=None, garbage_seed: int | None = None):
+        if len(plan.schedules) != len(chain_q.stages):
+            raise ValueError(f"the plan has {len(plan.schedules)} stages, the chain {len(chain_q.stages)}")
+        self.plan = plan
+        self.cores = [
+            Conv1DTransposeCore(st, sch, mul_cell=None if mul_cells is None else mul_cells[i],
+                                garbage_seed=None if garbage_seed is None else garbage_seed + i)
+            for i, (st, sch) in enumerate(zip(chain_q.stages, plan.schedules))]
+        super().__init__({
+            "s_axis_tdata": In(self.cores[0].in_width),
+            "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(self.cores[-1].out_width),
+            "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1),
+            "m_axis_tlast": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, core in enumerate(self.cores):
+            m.submodules[f"stage{i}"] = core
+        # Stage to stage: the output FIFO of one core is the step buffer's stream of the next.
+        for a, b in zip(self.cores, self.cores[1:]):
+            wiring.connect(m, a.o, b.i)
+        first, last = self.cores[0], self.cores[-1]
+        m.d.comb += [
+            first.i.payload.data.eq(self.s_axis_tdata),
+            first.i.payload.last.eq(self.s_axis_tlast),
+            first.i.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(first.i.ready),
+            self.m_axis_tdata.eq(last.o.payload.data),
+            self.m_axis_tlast.eq(last.o.payload.last),
+            self.m_axis_tvalid.eq(last.o.valid),
+            last.o.ready.eq(self.m_axis_tready),
+        ]
+        return m
