@@ -104,6 +104,20 @@ class ChainPlan:
         pes = self.multipliers_built if over == "built" else self.pe_count
         return self.chain_macs_per_step() / (pes * self.cycles_per_chain_step)
 
+    def utilization_note(self, target: float = 0.9) -> str | None:
+        """One line when the chain keeps fewer than ``target`` of its multipliers busy on long
+        frames: which stage is the bottleneck and how far the others are from it; None otherwise."""
+        util = self.steady_utilization()
+        if util >= target:
+            return None
+        b = self.bottleneck
+        idle = ", ".join(f"stage {i} {100 * c / self.cycles_per_chain_step:.0f}%"
+                         for i, c in enumerate(self.chain_step_cycles) if i != b)
+        return (f"the chain keeps {100 * util:.1f}% of its {self.multipliers_built} multipliers busy on long frames: "
+                f"stage {b} is the bottleneck ({self.chain_step_cycles[b]} cycles per input step on "
+                f"{self.schedules[b].pe_count} PEs); the other stages are busy {idle} of that time, and arrays of "
+                f"power-of-two sizes within the budget of {self.budget} PEs come no closer (a larger budget may)")
+
     def stage_summary(self, i: int) -> dict:
         """The manifest's ``stages[i].performance`` entries of the chain."""
         return {"input_steps_per_chain_step": self.rates[i], "cycles_per_step": self.per_step[i],

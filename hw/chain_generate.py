@@ -145,7 +145,10 @@ def generate_chain(chain_q, out_dir, *, pe_count: int = 64, top: str | None = No
     top = DEFAULT_CHAIN_TOP if top is None else check_module_name(top, "top (--top)")
     plan = plan_chain(chain_q, pe_count)
     check_output_folder(out_dir)
-    _log.info("PE budget %d split over %d stages:\n%s", pe_count, len(chain_q.stages), plan.report(chain_q.names))
+    _log.debug("PE budget %d split over %d stages:\n%s", pe_count, len(chain_q.stages), plan.report(chain_q.names))
+    note = plan.utilization_note()
+    if note:  # not an error: the design is exact and as fast as this budget allows
+        _log.info("tconv: note: %s", note)
     _log.info("elaborating %d stage arrays and writing Verilog ...", len(chain_q.stages))
     files, manifest = chain_design_files(chain_q, plan, top=top)
     write_design(out_dir, files, manifest)
