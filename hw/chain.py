@@ -104,6 +104,36 @@ class ChainPlan:
         pes = self.multipliers_built if over == "built" else self.pe_count
         return self.chain_macs_per_step() / (pes * self.cycles_per_chain_step)
 
+    def frame_cycles(self, length: int) -> int:
+        """The chain cycle model: cycles of one frame of ``length`` chain input steps on an idle
+        chain, source and sink never stalling, first input to last output handshake (both included).
+
+        Stage ``i`` takes its first input when stage ``i - 1`` hands out its first output
+        (`Schedule.run`'s first beat) and, fed at least as fast as it works, ends
+        `Schedule.frame_cycles` of its own frame length later; when the stage before it is
+        slower, it ends one single-step frame's latency after that stage's last output. The
+        frame ends when the last stage does (0 when a stage gives no output).
+        """
+        start, end, n = 0, None, int(length)
+        for sch in self.schedules:
+            run = sch.run([n])
+            if not run["beats"]:
+                return 0
+            own_end = start + run["cycles"] - 1
+            drain = max(sch.frame_cycles(1) - 1, 0)
+            end = own_end if end is None else max(own_end, end + drain)
+            start += run["beats"][0]
+            n = sch.output_length(n)
+        return end + 1
+
+    def cycle_formula(self, longest: int = 64) -> tuple[int, int, dict]:
+        """`frame_cycles` as ``(per_step, offset, exceptions)``: ``per_step * L + offset`` for frames
+        longer than every exception (``{L: cycles}``), checked up to ``longest`` steps."""
+        c = {n: self.frame_cycles(n) for n in range(1, longest + 1)}
+        per_step = c[longest] - c[longest - 1]
+        offset = c[longest] - per_step * longest
+        return per_step, offset, {n: v for n, v in c.items() if v != per_step * n + offset}
+
     def utilization_note(self, target: float = 0.9) -> str | None:
         """One line when the chain keeps fewer than ``target`` of its multipliers busy on long
         frames: which stage is the bottleneck and how far the others are from it; None otherwise."""

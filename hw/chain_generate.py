@@ -29,11 +29,14 @@ _log = logging.getLogger("tconv.hw.generate")
 
 
 def chain_cycle_formula(plan: ChainPlan) -> dict:
-    """The chain's steady cycles per input step as the manifest states them (a bound, not exact:
-    the stages' frame tails overlap in ways the single-layer event model does not follow)."""
-    return {"per_step": plan.cycles_per_chain_step,
-            "definition": "steady cycles per chain input step on long frames, source and sink never stalling: "
-                          "max over stages of cycles_per_step * input_steps_per_chain_step"}
+    """The chain cycle model as the manifest states it (`ChainPlan.frame_cycles` as data)."""
+    per_step, offset, exceptions = plan.cycle_formula()
+    return {"cycles_per_frame": CycleFormula(per_step, offset, exceptions).to_json(),
+            "cycles_per_frame_function": "tconv.hw.chain.ChainPlan.frame_cycles",
+            "definition": ("first s_axis handshake to last m_axis handshake of one frame of L steps on an idle "
+                           "chain, source and sink never stalling; per_step is the bottleneck stage's "
+                           "cycles_per_chain_step. A model: exact when one stage is the bottleneck, within a "
+                           "few cycles when several stages are (their back-pressure is not modelled)")}
 
 
 def _stage_entry(i: int, st, plan: ChainPlan, name: str, cell) -> dict:

@@ -19,6 +19,7 @@ from tconv.model.chain import ChainConfig
 from .manifest import (
     MAX_BUS_WIDTH,
     MAX_PE_COUNT,
+    CycleFormula,
     ManifestError,
     _activation,
     _array,
@@ -62,8 +63,8 @@ def check_chain_manifest(manifest: dict, where: str) -> dict:
     (each with ``config``, ``name``, ``formats``, ``activation_table``, ``pe_count``, ...).
 
     ``config`` is the :class:`tconv.model.chain.ChainConfig`, ``pe_count`` the multipliers built
-    (the chain's MAC utilization counts them), ``cycle_formula`` None (a chain states its steady
-    cycles per input step, ``cycles_per_step``).
+    (the chain's MAC utilization counts them), ``cycles_per_step`` the cycles per chain input step
+    and ``cycle_formula`` the chain cycle model (``performance.chain_cycles.cycles_per_frame``).
     """
     top = manifest.get("top")
     parsed: dict[str, Any] = {"top": top}
@@ -123,5 +124,9 @@ def check_chain_manifest(manifest: dict, where: str) -> dict:
     per = perf.get("cycles_per_chain_step")
     parsed["cycles_per_step"] = None if per is None else _int(per, f"{where}: performance.cycles_per_chain_step",
                                                                 1, 1 << 40)
+    model = perf.get("chain_cycles")
     parsed["cycle_formula"] = None
+    if isinstance(model, dict) and "cycles_per_frame" in model:
+        parsed["cycle_formula"] = CycleFormula.from_json(model["cycles_per_frame"],
+                                                         f"{where}: performance.chain_cycles.cycles_per_frame")
     return parsed
