@@ -36,7 +36,7 @@ CHAINS = {
 LENGTHS = [1, 5, 2, 9, 1, 3]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _design(root, name):
     specs, budget, _ = CHAINS[name]
     out = root / name
