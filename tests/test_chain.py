@@ -319,3 +319,30 @@ def test_runtime_weights_with_layers_is_refused_in_one_line():
     args = argparse.Namespace(runtime_weights=True, keras="m.keras", layers="a,b")
     with pytest.raises(ValueError, match=r"^--runtime-weights does not apply to a chain \(--layers\)"):
         _run_chain(args)
+
+
+@pytest.mark.keras
+@pytest.mark.filterwarnings(KERAS_WARNING)
+def test_cli_analyze_layers_against_the_keras_model(keras, tmp_path, capsys):
+    from tconv.model.keras_chain import import_keras_chain
+
+    model = _decoder(keras, "functional")
+    path = tmp_path / "dec.keras"
+    model.save(path)
+    data = np.random.default_rng(2).standard_normal((3, 10, 3))
+    np.save(tmp_path / "x.npy", data)
+    out = tmp_path / "report"
+    assert main(["analyze", "--keras", str(path), "--layers", "up1,up2,up3", "--data", str(tmp_path / "x.npy"),
+                 "-o", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "end to end" in text and "up3" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["plots"] == ["chain_error.png", "chain_output.png"]
+    assert [s["name"] for s in report["stages"]] == ["up1", "up2", "up3"]
+    # the end-to-end error is the fixed-point chain against Keras' own model (Dropout, noise off)
+    chain = import_keras_chain(keras.saving.load_model(path), "up1,up2,up3", data=data).chain
+    want = np.max(np.abs(chain(data) - np.asarray(model(data, training=False), dtype=np.float64)))
+    assert report["end_to_end"]["max_abs_error"] == pytest.approx(want, abs=1e-5)
+    assert report["stages"][-1]["end_to_end"] == report["end_to_end"]
+    assert main(["analyze", "--keras", str(path), "--layers", "up1,up2", "--sweep", "4:8"]) == 2
+    assert "--sweep and --vary apply to one layer" in capsys.readouterr().err
