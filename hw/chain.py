@@ -6,10 +6,12 @@ steps per chain input step (on long frames), so it spends
 ``per_step_i * rate_i`` cycles per chain input step, where ``per_step_i`` is
 the steady cycles per own step of its `Schedule` (the slope of
 `Schedule.cycle_formula`, emitter limits included). The chain runs as fast as
-its slowest stage (the bottleneck); `plan_chain` picks, among power-of-two
-arrays whose sum fits the budget, the ones with the smallest bottleneck, and then
-gives every stage the fewest PEs that keep it at or below that bottleneck (PEs
-that would add nothing are not built).
+its slowest stage (the bottleneck); `plan_chain` picks the arrays (of any PE
+count, `tconv.hw.schedule.plan_mapping` shapes) whose sum fits the budget with the
+smallest bottleneck, each stage with the fewest PEs that keep it at or below that
+bottleneck (PEs that would add nothing are not built). Each stage's estimate is
+``max(T, strides * filters_per_group)``, the mapping's own key; the plan then
+reports the schedules' exact slopes.
 
 `Conv1DTransposeChainTop` has the flat AXI4-Stream ports of a single layer
 (docs/contract.md): ``s_axis`` feeds the first stage's core, each core's output
@@ -30,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from .check import check_layer
 from .layer import Conv1DTransposeCore
-from .schedule import MAX_PE_COUNT, Schedule, check_pe_count
+from .schedule import Schedule, check_pe_count, plan_mapping
 
 __all__ = ["ChainPlan", "Conv1DTransposeChainTop", "plan_chain", "stage_rates"]
 
@@ -44,10 +46,26 @@ def stage_rates(configs) -> list[int]:
     return rates
 
 
-@functools.lru_cache(maxsize=512)
-def _steady_per_step(config, pe_count: int) -> tuple[Schedule, int]:
-    sch = Schedule.plan(config, pe_count)
-    return sch, sch.cycle_formula()[1]
+@functools.lru_cache(maxsize=256)
+def _array_options(in_channels: int, filters: int, kernel_size: int, strides: int, budget: int) -> list:
+    """``[(estimate, pe_count)]``: for every steady cycles-per-step estimate ``max(T, strides *
+    filters_per_group)`` of `plan_mapping` within ``budget`` PEs, the fewest PEs that reach it, fastest first."""
+    best: dict[int, int] = {}
+    for pes in range(1, budget + 1):
+        lanes, gf, gk, t = plan_mapping(in_channels, filters, kernel_size, strides, pes)
+        used = lanes * gf * gk  # the mapping may leave PEs of ``pes`` unused
+        est = max(t, strides * -(-filters // gf))
+        if est not in best or used < best[est]:
+            best[est] = used
+    return sorted(best.items())
+
+
+def _stage_schedule(config, pe_count: int) -> Schedule:
+    """The stage's schedule on an array of ``pe_count`` PEs: any count, not only a power of two
+    (the hardware needs none; only a single layer's ``array.pe_count`` is one by contract)."""
+    return Schedule(in_channels=config.in_channels, filters=config.filters, kernel_size=config.kernel_size,
+                    strides=config.strides, dilation_rate=config.dilation_rate, padding=config.padding.lower(),
+                    output_padding=config.output_padding, pe_count=pe_count)
 
 
 @dataclass(frozen=True)
@@ -87,7 +105,7 @@ class ChainPlan:
 
     @property
     def pe_count(self) -> int:
-        """PEs of the stages' arrays together (each a power of two)."""
+        """PEs of the stages' arrays together."""
         return sum(s.pe_count for s in self.schedules)
 
     @property
@@ -145,8 +163,9 @@ class ChainPlan:
                          for i, c in enumerate(self.chain_step_cycles) if i != b)
         return (f"the chain keeps {100 * util:.1f}% of its {self.multipliers_built} multipliers busy on long frames: "
                 f"stage {b} is the bottleneck ({self.chain_step_cycles[b]} cycles per input step on "
-                f"{self.schedules[b].pe_count} PEs); the other stages are busy {idle} of that time, and arrays of "
-                f"power-of-two sizes within the budget of {self.budget} PEs come no closer (a larger budget may)")
+                f"{self.schedules[b].pe_count} PEs); the other stages are busy {idle} of that time, and no split of "
+                f"the budget of {self.budget} PEs over the array shapes the stages have comes closer (a larger "
+                f"budget may)")
 
     def stage_summary(self, i: int) -> dict:
         """The manifest's ``stages[i].performance`` entries of the chain."""
@@ -186,18 +205,14 @@ def plan_chain(chain_q, budget: int = 64) -> ChainPlan:
         check_layer(st, 1)
     configs = [st.config for st in stages]
     rates = stage_rates(configs)
-    sizes = [1 << n for n in range(budget.bit_length()) if (1 << n) <= min(budget, MAX_PE_COUNT)]
-    options = [[(pe, *_steady_per_step(cfg, pe)) for pe in sizes] for cfg in configs]
-    candidates = sorted({per * r for opts, r in zip(options, rates) for _, _, per in opts})
+    options = [_array_options(c.in_channels, c.filters, c.kernel_size, c.strides, budget) for c in configs]
+    candidates = sorted({est * r for opts, r in zip(options, rates) for est, _ in opts})
     for bound in candidates:
-        chosen = []
-        for opts, r in zip(options, rates):
-            fit = next(((pe, sch, per) for pe, sch, per in opts if per * r <= bound), None)
-            if fit is None:
-                break
-            chosen.append(fit)
-        if len(chosen) == len(stages) and sum(pe for pe, _, _ in chosen) <= budget:
-            return ChainPlan(budget, tuple(s for _, s, _ in chosen), tuple(rates), tuple(p for _, _, p in chosen))
+        # per stage the fewest PEs whose estimate keeps it within the bound
+        chosen = [min((pes for est, pes in opts if est * r <= bound), default=None) for opts, r in zip(options, rates)]
+        if None not in chosen and sum(chosen) <= budget:
+            schedules = tuple(_stage_schedule(c, pes) for c, pes in zip(configs, chosen))
+            return ChainPlan(budget, schedules, tuple(rates), tuple(s.cycle_formula()[1] for s in schedules))
     raise AssertionError("one PE per stage always fits the budget")
 
 

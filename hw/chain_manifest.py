@@ -22,7 +22,6 @@ from .manifest import (
     CycleFormula,
     ManifestError,
     _activation,
-    _array,
     _format,
     _int,
     _kind,
@@ -54,8 +53,11 @@ def _stage(entry: Any, i: int, where: str) -> dict:
     name = entry.get("name", f"stage{i}")
     if not isinstance(name, str) or len(name) > 300:
         raise ManifestError(f"{at}.name: must be a string, got {_kind(name)}")
+    array = _object(entry, "array", at)
+    # a stage's array may have any PE count (the budget split needs no power of two)
+    pe = _int(array.get("pe_count"), f"{at}: array.pe_count", 1, MAX_PE_COUNT)
     return {"config": config, "name": name, "formats": {k: _format(formats, k, at) for k in keys},
-            "activation_table": _activation(entry, config, at), **_array(_object(entry, "array", at), at)}
+            "activation_table": _activation(entry, config, at), "pe_count": pe}
 
 
 def check_chain_manifest(manifest: dict, where: str) -> dict:
