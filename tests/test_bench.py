@@ -104,3 +104,18 @@ def test_sim_section_times_both_engines_on_one_design(tmp_path):
 def test_bench_refuses_unknown_sections(tmp_path, capsys):
     assert main(["bench", "--only", "layers,speed", "--work", str(tmp_path)]) == 2
     assert "unknown bench section(s) ['speed']" in capsys.readouterr().err
+
+
+def test_chain_row_is_measured_bit_exact(tmp_path):
+    """The chain row of the layers section: the chain design simulated, utilization over the
+    multipliers built from the measured cycles (a 16-PE budget here; `tconv bench` runs 64)."""
+    from conftest import require_simulator
+
+    require_simulator("verilator")
+    row = bench.bench_chain_row(tmp_path, simulator="verilator", pe_count=16, log=lambda *_: None)
+    assert row["name"] == "decoder-chain" and row["bit_exact"] is True and row["pe_budget"] == 16
+    assert row["pe_count"] <= 16 and len(row["stage_pe_counts"]) == 3
+    assert row["utilization"] == round(row["useful_macs"] / (row["pe_count"] * row["cycles"]), 4)
+    # one 64-step frame reaches most of the steady-state utilization the plan promises
+    assert 0.8 * row["steady_utilization"] < row["utilization"] <= row["steady_utilization"]
+    assert "decoder-chain" in bench.to_text({"machine": bench.machine(), "layers": [row]})
