@@ -113,3 +113,30 @@ def test_chain_one_wrong_weight_is_caught(tmp_path, simulator):
     np.savez(out / "weights.npz", **arrays)
     result = simulate(out, simulator, lengths=[4, 3], seed=1)
     assert not result.passed and result.mismatches
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_chain_verilog_lints_clean(designs, name):
+    """`verilator --lint-only -Wall <top>.vlt <verilog>` on a chain folder reports nothing (the
+    waiver file covers every stage's multiplier cell)."""
+    import json
+    import os
+    import subprocess
+
+    from tconv.sim.tools import simulator_env
+
+    require_simulator("verilator")
+    out = designs(name)
+    manifest = json.loads((out / "manifest.json").read_text())
+    run = subprocess.run(["verilator", "--lint-only", "-Wall", manifest["verilator_waivers"], *manifest["verilog"]],
+                         cwd=out, env={**os.environ, **simulator_env("verilator")}, capture_output=True, text=True)
+    assert run.returncode == 0 and "%Warning" not in run.stderr and "%Error" not in run.stderr, run.stderr[-3000:]
+
+
+def test_chain_on_the_cocotb_engine(designs):
+    """The cocotb testbench (sim/tb_layer.py) takes a chain folder too."""
+    require_simulator("icarus")
+    result = simulate(designs("two-s2relu-d2"), "icarus", lengths=[3, 1, 4], seed=2, sink_pause="random",
+                      engine="cocotb")
+    assert result.passed, result.summary()
+    assert result.beats_out == result.expected_beats_out > 0
