@@ -26,8 +26,10 @@ def register(sub) -> None:
                     "OUT/manifest.json, OUT/<top>.vlt (Verilator waivers), OUT/weights.npz, "
                     "OUT/test_vectors.npz and, for a table activation (sigmoid, tanh, gelu, ...), "
                     "OUT/activation_table.json. The layer comes from CONFIG.json and --weights, or from a saved "
-                    "Keras model (--keras, --layer) with its formats calibrated on --data. Nothing is "
-                    "written when anything is wrong.")
+                    "Keras model (--keras, --layer) with its formats calibrated on --data; --keras MODEL "
+                    "--layers A,B,C makes one design of consecutive layers (a chain: stage to stage "
+                    "streams, --pe-count the budget of the whole chain, the manifest's \"stages\" one object "
+                    "per layer). Nothing is written when anything is wrong.")
     p.add_argument("config", nargs="?", metavar="CONFIG.json", help="layer, formats and array as in design.md")
     p.add_argument("--weights", metavar="W.npz",
                    help="float 'kernel' (kernel_size, filters, in_channels) and 'bias' (filters,)")
