@@ -111,8 +111,8 @@ def test_chain_row_is_measured_bit_exact(tmp_path):
     multipliers built from the measured cycles (a 16-PE budget here; `tconv bench` runs 64)."""
     from conftest import require_simulator
 
-    require_simulator("verilator")
-    row = bench.bench_chain_row(tmp_path, simulator="verilator", pe_count=16, log=lambda *_: None)
+    require_simulator("icarus")
+    row = bench.bench_chain_row(tmp_path, simulator="icarus", pe_count=16, log=lambda *_: None)
     assert row["name"] == "decoder-chain" and row["bit_exact"] is True and row["pe_budget"] == 16
     assert row["pe_count"] <= 16 and len(row["stage_pe_counts"]) == 3
     assert row["utilization"] == round(row["useful_macs"] / (row["pe_count"] * row["cycles"]), 4)

@@ -301,6 +301,15 @@ def test_cli_generate_layers(keras, tmp_path, capsys):
     assert "bottleneck" in text and "cycles per input step" in text
     m = json.loads((out / "manifest.json").read_text())
     assert [s["name"] for s in m["stages"]] == ["up1", "up2", "up3"] and m["array"]["pe_budget"] == 32
+    # the Sequential model's chain (Dropout and GaussianNoise skipped) in RTL, frames of one step included
+    from conftest import require_simulator
+
+    from tconv.sim.runner import simulate
+
+    for sim in ("icarus", "verilator"):
+        require_simulator(sim)
+        result = simulate(out, sim, lengths=[1, 6, 1, 3], seed=4, source_pause="random", sink_pause="random")
+        assert result.passed and result.beats_out == result.expected_beats_out > 0, result.summary()
     assert main(["generate", "--keras", str(path), "--layers", "up1,up3", "-o", str(tmp_path / "o2"), "-q"]) == 2
     assert "Conv1DTranspose layer 'up2'" in capsys.readouterr().err
     assert main(["generate", "--keras", str(path), "--layers", "up1,up2", "--layer", "up1",

@@ -98,7 +98,7 @@ def test_chain_cycles_match_the_chain_model(tmp_path, name):
         assert util > 0.85, util  # a 48-step frame's fill costs a few percent of the steady >= 90%
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("simulator", ["icarus"])  # a check of the check: one simulator is enough
 def test_chain_one_wrong_weight_is_caught(tmp_path, simulator):
     """A test that could not fail proves nothing: one stage-1 weight code off by one in the folder's
     model (the RTL keeps the true one) must show up as a mismatch."""
