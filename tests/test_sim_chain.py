@@ -26,12 +26,16 @@ CHAINS = {
                                 dict(filters=5, kernel_size=3, dilation_rate=2, padding="same", activation="relu6"),
                                 dict(filters=2, kernel_size=5, strides=3, padding="same", output_padding=1,
                                      activation="tanh")], 32, ("bursty", "random")),
-    "four-empty-frames-mixed": ([dict(filters=3, kernel_size=2, strides=2, padding="same", output_padding=0,
-                                      in_channels=2),
-                                 dict(filters=4, kernel_size=3, activation="relu"),
-                                 dict(filters=3, kernel_size=5, strides=2, padding="same", use_bias=False),
-                                 dict(filters=2, kernel_size=2, dilation_rate=3, activation="sigmoid")],
-                                16, ("random", "toggle")),
+    # channels_first throughout; a one-step frame has no output after the first stage
+    "four-empty-frames-channels-first": ([dict(filters=3, kernel_size=2, strides=2, padding="same", output_padding=0,
+                                               in_channels=2, data_format="channels_first"),
+                                          dict(filters=4, kernel_size=3, activation="relu",
+                                               data_format="channels_first"),
+                                          dict(filters=3, kernel_size=5, strides=2, padding="same", use_bias=False,
+                                               data_format="channels_first"),
+                                          dict(filters=2, kernel_size=2, dilation_rate=3, activation="sigmoid",
+                                               data_format="channels_first")],
+                                         16, ("random", "toggle")),
 }
 LENGTHS = [1, 5, 2, 9, 1, 3]
 
