@@ -6,7 +6,9 @@ Sections (docs/contract.md, "Performance"):
             simulation (one frame, source and sink never stalling; useful MACs are
             the products that land inside the cropped output), beside the
             utilization a zero-insertion design and a stride-phase (sub-kernel)
-            design would reach on the same layer.
+            design would reach on the same layer; and a chain row (:data:`BENCH_CHAIN`,
+            three layers as one design, the PE budget split over them, utilization over
+            the multipliers built).
 ``real``    the same on layers of public models whose channel, filter and tap counts
             are not powers of two (`tconv.flow.bench_real`), with generate's time and
             peak memory and the schedule's steady-state utilization.
@@ -34,7 +36,7 @@ import numpy as np
 
 from tconv.model import Conv1DTransposeQ, LayerConfig, random_layer
 
-__all__ = ["BENCH_LAYERS", "BENCH_FORMATS", "SECTIONS", "SIM_RUNS", "bench_layer", "run_bench", "to_markdown", "to_text",
+__all__ = ["BENCH_CHAIN", "BENCH_LAYERS", "BENCH_FORMATS", "bench_chain", "SECTIONS", "SIM_RUNS", "bench_layer", "run_bench", "to_markdown", "to_text",
            "zero_insertion_utilization", "subkernel_utilization", "apytypes_forward"]
 
 #: docs/contract.md's benchmark layers (channels_last, batch 1).
@@ -103,7 +105,53 @@ def bench_layers(work: Path, *, simulator: str, pe_count: int, log) -> list[dict
             "subkernel_utilization": round(subkernel_utilization(cfg, length), 4),
             "cycles_per_step": manifest["performance"]["cycles_per_step"], "bit_exact": res.passed,
         })
+    rows.append(bench_chain_row(work, simulator=simulator, pe_count=pe_count, log=log))
     return rows
+
+
+#: The chain row of the ``layers`` section: a three-stage decoder (x8 in all), each stage's output
+#: format the next one's input format, the PE budget split over the stages (`tconv.hw.chain`).
+BENCH_CHAIN = {"name": "decoder-chain", "L": 64, "stages": [
+    dict(in_channels=32, filters=32, kernel_size=4, strides=2, padding="same", activation="relu"),
+    dict(in_channels=32, filters=16, kernel_size=4, strides=2, padding="same", activation="relu"),
+    dict(in_channels=16, filters=8, kernel_size=4, strides=2, padding="same")]}
+
+
+def bench_chain(seed: int = 0):
+    """:data:`BENCH_CHAIN` as a `tconv.model.chain.ChainQ` with random weights (8-bit operands
+    between the stages, the last output in BENCH_FORMATS' output format)."""
+    from tconv.model.chain import ChainQ
+
+    stages, fin = [], BENCH_FORMATS["input"]
+    for i, spec in enumerate(BENCH_CHAIN["stages"]):
+        last = i == len(BENCH_CHAIN["stages"]) - 1
+        fout = BENCH_FORMATS["output"] if last else "ufixed<8,3,RND,SAT>"
+        stages.append(random_layer(LayerConfig(**spec), {**BENCH_FORMATS, "input": fin, "output": fout},
+                                   seed=seed + i, kernel_range=(-0.25, 0.25), bias_range=(-1.0, 1.0)))
+        fin = fout
+    return ChainQ(stages, [f"up{i + 1}" for i in range(len(stages))])
+
+
+def bench_chain_row(work: Path, *, simulator: str, pe_count: int, log) -> dict:
+    """The chain row: one frame through the chain design, MAC utilization over the multipliers built."""
+    from tconv.hw.chain_generate import generate_chain
+    from tconv.sim.runner import simulate
+
+    name, length = BENCH_CHAIN["name"], BENCH_CHAIN["L"]
+    log(f"[layers] {name}: generate a {pe_count}-PE budget chain, simulate one frame of {length} steps on "
+        f"{simulator}")
+    out = work / f"chain-{name}-{pe_count}"
+    manifest = generate_chain(bench_chain(), out, pe_count=pe_count)
+    res = simulate(out, simulator, lengths=[length], seed=1)
+    built, cycles = manifest["array"]["multipliers_built"], res.cycles[0]
+    return {"name": name, "pe_count": built, "pe_budget": pe_count, "L": length, "cycles": cycles,
+            "formula_cycles": res.formula_cycles[0], "useful_macs": res.first_frame_macs,
+            "utilization": round(res.first_frame_macs / (built * cycles), 4) if cycles else None,
+            "zero_insertion_utilization": None, "subkernel_utilization": None,
+            "stage_pe_counts": manifest["array"]["stage_pe_counts"],
+            "bottleneck": manifest["performance"]["bottleneck_layer"],
+            "steady_utilization": manifest["performance"]["steady_state_mac_utilization"],
+            "cycles_per_step": manifest["performance"]["cycles_per_chain_step"], "bit_exact": res.passed}
 
 
 def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:

@@ -113,6 +113,9 @@ def add_keras_arguments(p: argparse.ArgumentParser, *, analyze: bool) -> None:
     g.add_argument("--keras", metavar="MODEL.keras", help="a saved Keras 3 model holding the Conv1DTranspose layer")
     g.add_argument("--layer", metavar="NAME", help="its name (outer/inner inside nested models); may be omitted "
                    "when the model has one Conv1DTranspose layer")
+    g.add_argument("--layers", metavar="A,B,C", help="consecutive Conv1DTranspose layers as one design (a "
+                   "chain: each takes the previous one's output; Dropout and other layers that are the identity "
+                   "at inference may sit between them)")
     g.add_argument("--width", type=int, default=8, help="calibration: bits of the input and weight formats; "
                    "bias and output get twice as many (default 8)")
     g.add_argument("--formats", metavar="FORMATS.json", help="formats to use instead of calibrating them: a JSON "
@@ -124,12 +127,14 @@ def add_keras_arguments(p: argparse.ArgumentParser, *, analyze: bool) -> None:
                        "the calibration data)")
     else:
         g.add_argument("--pe-count", type=int, default=64, help="multipliers in the array, a power of two "
-                       "(default 64)")
+                       "(default 64); with --layers the budget of the whole chain, split over its stages")
 
 
 def check_form(args, command: str) -> str:
     """``"config"`` or ``"keras"``: which form the command line uses; refuses mixtures."""
-    keras_only = [opt for opt, used in (("--layer", args.layer), ("--formats", args.formats),
+    if getattr(args, "layers", None) and args.layer:
+        raise ValueError("give --layer NAME (one layer) or --layers A,B,C (a chain), not both")
+    keras_only = [opt for opt, used in (("--layer", args.layer), ("--layers", getattr(args, "layers", None)), ("--formats", args.formats),
                                         ("--format", args.format), ("--width", args.width != 8),
                                         ("--test-data", getattr(args, "test_data", None)),
                                         ("--pe-count", getattr(args, "pe_count", 64) != 64)) if used]

@@ -364,7 +364,12 @@ def write_report(report: Report, folder, *, plots: bool = True) -> list[Path]:
     obj = report.to_dict()
     obj["plots"] = [name for name in PLOTS if name in files]
     files = {"report.json": (json.dumps(obj, indent=2) + "\n").encode(), **files}
+    return write_files(files, folder)
 
+
+def write_files(files: dict[str, bytes], folder) -> list[Path]:
+    """Write ``files`` ({name: bytes}) into ``folder`` as `write_report` does: a new folder appears
+    whole, in an existing one each file is replaced atomically; returns the paths written."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} exists and is not a folder; choose another -o")

@@ -138,6 +138,7 @@ class DesignFolder:
         named += [(v, f"files[{i}]") for i, v in enumerate(parsed["files"] or [])]
         named += [(parsed[k], k) for k in ("verilator_waivers", "weights", "test_vectors")]
         named += [(parsed["activation_table"], "activation.table")]
+        named += [(t, f"stages[{i}].activation.table") for i, t in enumerate(parsed.get("stage_tables", []))]
         named += [(parsed["ecp5_multiplier"], "array.multiplier_cell.ecp5_verilog")]
         for rel, key in named:
             if rel is not None:
@@ -199,18 +200,21 @@ class DesignFolder:
 
         Raises :class:`FolderError` when the file is missing, too large or not JSON.
         """
-        rel = self.parsed["activation_table"]
+        return self.table(self.parsed["activation_table"], "activation.table")
+
+    def table(self, rel: str | None, key: str) -> dict | None:
+        """An activation table file ``rel`` (named by the manifest's ``key``) as stored, or None."""
         if rel is None:
             return None
-        path = self.path(rel, "activation.table")
+        path = self.path(rel, key)
         if path.stat().st_size > MAX_TABLE_BYTES:
-            raise FolderError(f"{path} (activation.table): larger than {MAX_TABLE_BYTES} bytes")
+            raise FolderError(f"{path} ({key}): larger than {MAX_TABLE_BYTES} bytes")
         try:
             table = json.loads(path.read_bytes())
         except (UnicodeDecodeError, ValueError) as err:
-            raise FolderError(f"{path} (activation.table): not a JSON file ({err})") from None
+            raise FolderError(f"{path} ({key}): not a JSON file ({err})") from None
         if not isinstance(table, dict):
-            raise FolderError(f"{path} (activation.table): a JSON object expected")
+            raise FolderError(f"{path} ({key}): a JSON object expected")
         return table
 
     @property

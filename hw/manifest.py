@@ -215,12 +215,17 @@ def check_manifest(manifest: Any, where: str) -> dict:
     ``files`` (paths, not yet resolved), ``config`` (:class:`LayerConfig`),
     ``formats`` ({stage: FixedFormat}), ``pe_count``, ``cycles_per_step`` and
     ``cycle_formula`` (:class:`CycleFormula` or None). Raises :class:`ManifestError`.
+    A chain's manifest (with ``stages``) is checked by
+    :func:`tconv.hw.chain_manifest.check_chain_manifest`, which adds ``stages``.
     """
     if not isinstance(manifest, dict):
         raise ManifestError(f"{where}: not a tconv manifest (a JSON object expected, got {_kind(manifest)})")
     top = manifest.get("top")
     if not isinstance(top, str) or not _IDENT.fullmatch(top) or len(top) > 200:
         raise ManifestError(f"{where}: top: must be a Verilog module name (letters, digits, '_'), got {_kind(top)}")
+    if "stages" in manifest:  # a layer chain (docs/contract.md, "Layer chains")
+        from .chain_manifest import check_chain_manifest
+        return check_chain_manifest(manifest, where)
     parsed: dict[str, Any] = {"top": top}
     parsed["verilog"] = _path_list(manifest.get("verilog"), f"{where}: verilog", suffixes=(".v", ".sv"))
     if "verilog_ecp5" in manifest:

@@ -10,6 +10,7 @@ import numpy as np
 from tconv.hw.bus import pack_beats, unpack_beats
 from tconv.hw.folder import DesignFolder, FolderError
 from tconv.model import Conv1DTransposeQ
+from tconv.model.chain import ChainQ
 
 #: Idle cycles an isolated frame waits beyond the array's own drain (`GeneratedDesign.isolation_gap`).
 ISOLATE_GAP = 20
@@ -42,8 +43,9 @@ class GeneratedDesign:
     ----------
     folder : Path
     manifest : dict
-    layer : Conv1DTransposeQ
-        The golden model, rebuilt from the baked-in weight and bias codes.
+    layer : Conv1DTransposeQ or ChainQ
+        The golden model, rebuilt from the baked-in weight and bias codes (a chain's
+        stages in order for a layer chain).
     files : DesignFolder
         The checked folder: its paths, the Verilog (checked before use), the cycle formula.
     """
@@ -55,41 +57,29 @@ class GeneratedDesign:
 
     @classmethod
     def load(cls, folder) -> GeneratedDesign:
-        """Read a design folder; a ``ValueError`` of one line naming the file and the key when it is broken."""
+        """Read a design folder; a ``ValueError`` of one line naming the file and the key when it is broken.
+
+        For a layer chain (a manifest with ``stages``) ``layer`` is a
+        :class:`tconv.model.chain.ChainQ`: the stages' golden models in order.
+        """
         files = DesignFolder.load(folder)
         parsed = files.parsed
-        config, fmts = parsed["config"], parsed["formats"]
         weights_path = files.weights
         try:
             with np.load(weights_path, allow_pickle=False) as w:
-                kernel_codes, bias_codes = np.asarray(w["kernel_codes"]), np.asarray(w["bias_codes"])
-        except KeyError as err:
-            raise FolderError(f"{weights_path}: no array {err} (the baked-in weight codes)") from None
+                arrays = {k: np.asarray(w[k]) for k in w.files if k.startswith(("kernel_codes", "bias_codes"))}
         except Exception as err:  # random bytes, a bare .npy, damaged members, pickles
             raise FolderError(f"{weights_path}: not a readable .npz file ({type(err).__name__}: {err})") from None
-        weight_fmt, bias_fmt = fmts["weight"], fmts.get("bias")
-        want = (config.kernel_size, config.filters, config.in_channels)
-        if kernel_codes.shape != want or kernel_codes.dtype.kind not in "iu":
-            raise FolderError(f"{weights_path}: kernel_codes must be integers of shape {want}, got "
-                              f"{kernel_codes.dtype} {kernel_codes.shape}")
-        if bias_fmt is not None and (bias_codes.shape != (config.filters,) or bias_codes.dtype.kind not in "iu"):
-            raise FolderError(f"{weights_path}: bias_codes must be integers of shape ({config.filters},), got "
-                              f"{bias_codes.dtype} {bias_codes.shape}")
-        for name, codes, fmt in (("kernel_codes", kernel_codes, weight_fmt), ("bias_codes", bias_codes, bias_fmt)):
-            if fmt is not None and codes.size and (codes.min() < fmt.min_code or codes.max() > fmt.max_code):
-                raise FolderError(f"{weights_path}: {name} are not all codes of {fmt} "
-                                  f"({fmt.min_code} to {fmt.max_code})")
-        # Codes dequantize exactly and quantize back to themselves in any mode.
-        with np.errstate(all="ignore"):
-            layer = Conv1DTransposeQ(
-                config, weight_fmt.dequantize(kernel_codes),
-                bias_fmt.dequantize(bias_codes) if bias_fmt else None,
-                input_format=fmts["input"], weight_format=weight_fmt, bias_format=bias_fmt,
-                output_format=fmts["output"])
-        if not np.array_equal(layer.kernel_codes, kernel_codes):
-            raise FolderError(f"{weights_path}: kernel_codes do not survive the weight format {weight_fmt}")
-        _check_activation_table(files, layer)
-        return cls(files.folder, files.manifest, layer, files)
+        if "stages" not in parsed:
+            layer = _layer(weights_path, arrays, "", parsed["config"], parsed["formats"])
+            _check_activation_table(files, layer, parsed["activation_table"], "activation")
+            return cls(files.folder, files.manifest, layer, files)
+        stages = []
+        for i, st in enumerate(parsed["stages"]):
+            q = _layer(weights_path, arrays, f"_{i}", st["config"], st["formats"])
+            _check_activation_table(files, q, st["activation_table"], f"stages[{i}].activation")
+            stages.append(q)
+        return cls(files.folder, files.manifest, ChainQ(stages, [st["name"] for st in parsed["stages"]]), files)
 
     @property
     def top(self) -> str:
@@ -146,20 +136,49 @@ class GeneratedDesign:
         return None if formula is None else formula.cycles(length)
 
 
-def _check_activation_table(files: DesignFolder, layer: Conv1DTransposeQ) -> None:
+def _layer(weights_path, arrays: dict, suffix: str, config, fmts) -> Conv1DTransposeQ:
+    """The golden model of one layer from its baked-in codes (``kernel_codes<suffix>``, ``bias_codes<suffix>``)."""
+    try:
+        kernel_codes, bias_codes = arrays[f"kernel_codes{suffix}"], arrays[f"bias_codes{suffix}"]
+    except KeyError as err:
+        raise FolderError(f"{weights_path}: no array {err} (the baked-in weight codes)") from None
+    weight_fmt, bias_fmt = fmts["weight"], fmts.get("bias")
+    want = (config.kernel_size, config.filters, config.in_channels)
+    if kernel_codes.shape != want or kernel_codes.dtype.kind not in "iu":
+        raise FolderError(f"{weights_path}: kernel_codes{suffix} must be integers of shape {want}, got "
+                          f"{kernel_codes.dtype} {kernel_codes.shape}")
+    if bias_fmt is not None and (bias_codes.shape != (config.filters,) or bias_codes.dtype.kind not in "iu"):
+        raise FolderError(f"{weights_path}: bias_codes{suffix} must be integers of shape ({config.filters},), got "
+                          f"{bias_codes.dtype} {bias_codes.shape}")
+    for name, codes, fmt in (("kernel_codes", kernel_codes, weight_fmt), ("bias_codes", bias_codes, bias_fmt)):
+        if fmt is not None and codes.size and (codes.min() < fmt.min_code or codes.max() > fmt.max_code):
+            raise FolderError(f"{weights_path}: {name}{suffix} are not all codes of {fmt} "
+                              f"({fmt.min_code} to {fmt.max_code})")
+    # Codes dequantize exactly and quantize back to themselves in any mode.
+    with np.errstate(all="ignore"):
+        layer = Conv1DTransposeQ(
+            config, weight_fmt.dequantize(kernel_codes), bias_fmt.dequantize(bias_codes) if bias_fmt else None,
+            input_format=fmts["input"], weight_format=weight_fmt, bias_format=bias_fmt,
+            output_format=fmts["output"])
+    if not np.array_equal(layer.kernel_codes, kernel_codes):
+        raise FolderError(f"{weights_path}: kernel_codes{suffix} do not survive the weight format {weight_fmt}")
+    return layer
+
+
+def _check_activation_table(files: DesignFolder, layer: Conv1DTransposeQ, rel: str | None, key: str) -> None:
     """The folder's activation table is the one the model builds from the formats (model and RTL use one table)."""
-    where = f"{files.folder / 'manifest.json'}: activation"
+    where = f"{files.folder / 'manifest.json'}: {key}"
     want = layer.activation_table
     if want is None:
-        if files.parsed["activation_table"] is not None:
+        if rel is not None:
             raise FolderError(f"{where}: {layer.config.activation!r} is exact, but the manifest names a table")
         return
-    if files.parsed["activation_table"] is None:
+    if rel is None:
         raise FolderError(f"{where}: {layer.config.activation!r} is a table activation, but the manifest names "
                           "no table (activation.kind 'table', activation.table)")
-    got = files.activation_table
+    got = files.table(rel, f"{key}.table")
     if got != want.to_json():
-        path = files.path(files.parsed["activation_table"], "activation.table")
+        path = files.path(rel, f"{key}.table")
         values = got.get("values")
         detail = ""
         if isinstance(values, list) and len(values) == want.size:

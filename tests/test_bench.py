@@ -125,3 +125,18 @@ def test_real_section_measures_a_real_layer_in_rtl(tmp_path):
     assert row["generate_s"] > 0 and 20 < row["generate_peak_mb"] < 4096
     md = bench.to_markdown({"machine": bench.machine(), "real": [row]})
     assert "### Real layers" in md and "| autoencoder-out | 32->1 k7 s1 | 64 |" in md and "- autoencoder-out: " in md
+
+
+def test_chain_row_is_measured_bit_exact(tmp_path):
+    """The chain row of the layers section: the chain design simulated, utilization over the
+    multipliers built from the measured cycles (a 16-PE budget here; `tconv bench` runs 64)."""
+    from conftest import require_simulator
+
+    require_simulator("icarus")
+    row = bench.bench_chain_row(tmp_path, simulator="icarus", pe_count=16, log=lambda *_: None)
+    assert row["name"] == "decoder-chain" and row["bit_exact"] is True and row["pe_budget"] == 16
+    assert row["pe_count"] <= 16 and len(row["stage_pe_counts"]) == 3
+    assert row["utilization"] == round(row["useful_macs"] / (row["pe_count"] * row["cycles"]), 4)
+    # one 64-step frame reaches most of the steady-state utilization the plan promises
+    assert 0.8 * row["steady_utilization"] < row["utilization"] <= row["steady_utilization"]
+    assert "decoder-chain" in bench.to_text({"machine": bench.machine(), "layers": [row]})

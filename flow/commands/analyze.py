@@ -2,7 +2,8 @@
 
 Two forms: ``CONFIG.json --weights W.npz`` (formats as given) or ``--keras
 MODEL.keras --layer NAME`` (formats calibrated on ``--data``, the model's
-inputs). Both print a table and, with ``-o REPORT/``, write
+inputs); ``--keras MODEL.keras --layers A,B,C`` analyzes a chain of layers
+against its float sub-model (:mod:`tconv.flow.chain_report`). Both print a table and, with ``-o REPORT/``, write
 ``REPORT/report.json`` and PNG plots (:mod:`tconv.flow.report`).
 """
 
@@ -150,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     from ..report import build_report, quantization_warning, write_report
 
     form = check_form(args, "analyze")
+    if form == "keras" and args.layers:
+        return _run_chain(args)
     vary, widths = _check_options(args, form)
     try:
         layer, x, calibration, source, widths = (_from_keras if form == "keras" else _from_config)(args, widths)
@@ -180,4 +183,42 @@ def run(args: argparse.Namespace) -> int:
     if written:
         print(f"\nwrote {', '.join(str(p) for p in written)}" if len(written) == 1 else
               f"\nwrote {Path(args.output)}/: {', '.join(p.name for p in written)}")
+    return 0
+
+
+def _run_chain(args: argparse.Namespace) -> int:
+    """``--keras MODEL --layers A,B,C``: the chain's error against the float sub-model, end to end and per stage."""
+    from tconv.model.chain_analysis import analyze_chain
+
+    from ..chain_report import chain_report_dict, write_chain_report
+    from ..keras_chain import load_keras_chain
+    from ..keras_model import note_default_data, parse_formats
+
+    if args.sweep is not None or args.vary is not None:
+        raise ValueError("--sweep and --vary apply to one layer (--layer); a chain (--layers) is analyzed at its "
+                         "calibrated formats")
+    imported = load_keras_chain(args.keras, args.layers, data_path=args.data, width=args.width,
+                                formats=parse_formats(args.formats, args.format), batch=args.batch,
+                                length=args.length, seed=args.seed)
+    x, data = imported.inputs[0], args.data or "standard-normal inputs of the first layer"
+    if args.test_data:
+        from ..keras_model import _batched, load_model_inputs
+        x = imported.layer_inputs(_batched(imported.model, load_model_inputs(args.test_data)))
+        data = args.test_data
+    report = analyze_chain(imported.chain, x)
+    source = {"keras": str(args.keras), "layers": imported.names, "skipped": [n for n, _ in imported.skipped],
+              "calibration_data": args.data, "data": str(data)}
+    written = (write_chain_report(report, imported.calibrations, source, args.output, plots=not args.no_plots)
+               if args.output else [])
+    note_default_data(imported.calibrations[0])
+    if args.json:
+        result = chain_report_dict(report, imported.calibrations, source)
+        if written:
+            result["files"] = [str(p) for p in written]
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.keras}: chain {' -> '.join(imported.names)}")
+    print(report)
+    if written:
+        print(f"\nwrote {Path(args.output)}/: {', '.join(p.name for p in written)}")
     return 0

@@ -52,7 +52,7 @@ def register(sub) -> None:
     g = p.add_argument_group("Keras model (instead of CONFIG.json and --weights)")
     g.add_argument("--keras", metavar="MODEL.keras", help="a saved Keras 3 model holding the Conv1DTranspose layer")
     g.add_argument("--layer", metavar="NAME", help="its name; may be omitted when the model has one")
-    g.add_argument("--layers", metavar="A,B,C", help=argparse.SUPPRESS)  # refused: chains do not exist yet
+    g.add_argument("--layers", metavar="A,B,C", help=argparse.SUPPRESS)  # refused: explore sweeps one layer
     g = p.add_argument_group("the grid")
     g.add_argument("--widths", metavar="W", help=f"input and weight width, equal, as LO:HI or a comma list, e.g. "
                    f"4:12 or 6,8,10 (default {DEFAULT_WIDTHS}); bias and output get twice as many bits")
@@ -142,7 +142,8 @@ def _check_options(args):
     from ..explore import check_explore_folder, parse_scheduler
 
     if args.layers is not None:
-        raise ValueError("--layers: chains of layers are not supported yet; explore one layer (--layer NAME)")
+        raise ValueError("--layers: tconv explore sweeps one layer (--layer NAME); a chain of layers is made by "
+                         "tconv generate --keras MODEL --layers A,B,C")
     if args.keras:
         if args.config or args.weights:
             raise ValueError("give either CONFIG.json --weights W.npz or --keras MODEL.keras, not both "
