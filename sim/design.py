@@ -123,9 +123,18 @@ class GeneratedDesign:
         count is the formula's: `ISOLATE_GAP` beyond the cycles the array still works after
         the last beat (`tconv.hw.schedule.Schedule.drain_cycles`: ``same`` cropping lets the
         last output leave before the array finishes its last step)."""
+        from tconv.hw.chain import _stage_schedule  # a chain stage's array may be any size
         from tconv.hw.schedule import Schedule
 
-        return ISOLATE_GAP + Schedule.plan(self.layer.config, self.pe_count).drain_cycles(length)
+        if not isinstance(self.layer, ChainQ):
+            return ISOLATE_GAP + Schedule.plan(self.layer.config, self.pe_count).drain_cycles(length)
+        # A chain: every stage's drain starts before the chain's last output, so their sum
+        # is enough (a bound, not the exact idle cycle).
+        gap = ISOLATE_GAP
+        for stage, entry in zip(self.layer.stages, self.manifest["stages"]):
+            gap += _stage_schedule(stage.config, entry["array"]["pe_count"]).drain_cycles(max(length, 1))
+            length = stage.config.output_length(length)
+        return gap
 
     def frame_cycles(self, length: int) -> int | None:
         """Cycles per frame of ``length`` steps by the manifest's formula (None if it has none).
