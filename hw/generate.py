@@ -85,7 +85,8 @@ def _npz(**arrays) -> bytes:
     return buf.getvalue()
 
 
-def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) -> dict:
+def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None,
+             runtime_weights: bool = False) -> dict:
     """Write the design folder of ``layer_q`` into ``out_dir``: ``<top>.v``, ``ecp5/<top>_mul.v``,
     ``<top>.vlt``, ``weights.npz`` (the baked-in codes), ``test_vectors.npz``, ``manifest.json``
     and, for a table activation, ``activation_table.json``.
@@ -109,6 +110,9 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
         Multipliers in the array (a power of two).
     top : str, optional
         Verilog module name (default ``tconv_conv1d_transpose``).
+    runtime_weights : bool
+        Weights and bias loadable at run time over ``w_axis`` (docs/contract.md,
+        "Runtime weights"); the layer's codes are the power-up set.
 
     Returns
     -------
@@ -130,20 +134,21 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
     if note:  # not an error: the design is exact and as fast as this pe_count allows
         _log.info("tconv: note: %s", note)
     _log.info("elaborating %d-PE array and writing Verilog ...", pe_count)
-    files, manifest = design_files(layer_q, schedule, top=top)
+    files, manifest = design_files(layer_q, schedule, top=top, runtime_weights=runtime_weights)
     write_design(out_dir, files, manifest)
     manifest["files"] = sorted(files)
     return manifest
 
 
-def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tuple[dict[str, bytes], dict]:
+def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP,
+                 runtime_weights: bool = False) -> tuple[dict[str, bytes], dict]:
     """The files of ``layer_q``'s design folder in memory, ``({relative path: bytes}, manifest)``.
 
     ``schedule`` is the layer's mapping from :func:`tconv.hw.check.check_layer`.
     """
     check_module_name(top)
     sch = schedule
-    design = Conv1DTransposeTop(layer_q, sch, mul_cell=f"{top}_mul")
+    design = Conv1DTransposeTop(layer_q, sch, mul_cell=f"{top}_mul", runtime_weights=runtime_weights)
     cell = design.core.multiplier_cell
     verilog_text = convert(design, name=top) + "\n" + cell.generic_verilog()
     formula, per_step, offset, exceptions = sch.cycle_formula()
@@ -174,6 +179,7 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
         },
         "array": {
             **sch.summary(),
+            "weights": "runtime" if runtime_weights else "rom",
             "multiplier": "one ECP5 MULT18X18D per PE: registered operands and product",
             "multiplier_cell": {
                 "module": cell.name,
@@ -203,6 +209,8 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
         "weights": "weights.npz",
         "test_vectors": "test_vectors.npz",
     }
+    if runtime_weights:
+        _runtime_manifest(manifest, design.weights_stream)
     files = {
         f"{top}.v": verilog_text.encode(),
         f"{top}.vlt": waivers(top).encode(),
@@ -214,6 +222,20 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
     if layer_q.activation_table is not None:
         files[ACTIVATION_TABLE] = (json.dumps(layer_q.activation_table.to_json()) + "\n").encode()
     return files, manifest
+
+
+def _runtime_manifest(manifest: dict, layout) -> None:
+    """The manifest entries of a runtime-weights design: the ``w_axis`` port widths and
+    beat count (``interface``) and the packing of a set (``weights_stream``)."""
+    manifest["interface"].update({
+        "w_axis_tdata_width": layout.beat_width,
+        "w_axis_beats": layout.beats,
+        "w_axis_packing": "see weights_stream; tlast on the last beat of a set and on no other",
+    })
+    manifest["weights_stream"] = layout.describe()
+    manifest["array"]["weight_storage"] = ("two banks per weight and bias RAM; a set loads into the inactive "
+                                           "bank and takes effect for frames whose first step is accepted "
+                                           "after its last beat (docs/contract.md, Runtime weights)")
 
 
 def _activation(layer_q) -> dict:

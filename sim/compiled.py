@@ -45,15 +45,70 @@ class BuildError(RuntimeError):
     pass
 
 
-def testbench_text(top: str, in_width: int, out_width: int, *, waves: bool = False) -> str:
-    """sim/tb_compiled.v for one design: its top's name and tdata widths filled in."""
+_W_PORTS = ",\n    .w_axis_tdata(w_tdata), .w_axis_tvalid(w_tvalid), .w_axis_tready(w_tready), .w_axis_tlast(w_tlast)"
+_W_DECL = """  // w_axis (runtime weights). +w=FILE: one beat a line, tdata tlast gate (hex), offered once
+  // `gate` input beats were accepted; +wpat=FILE: PAT_DEPTH lines of 1 bit, stall w_axis_tvalid
+  // in that cycle; +n_w=N beats. Each w handshake is written as "W cycle tlast".
+  localparam integer DW_W = @DW_W@;
+  reg [DW_W-1:0] w_tdata = {DW_W{1'b0}};
+  reg w_tvalid = 1'b0;
+  reg w_tlast = 1'b0;
+  wire w_tready;
+  reg wpat [0:PAT_DEPTH-1];
+  reg [8*4096-1:0] w_path, wpat_path;
+  integer w_fd;
+  reg [63:0] n_w = 64'd0, w_loaded = 64'd0, w_gate = 64'd0;
+  reg w_have = 1'b0, w_next_last = 1'b0;
+  reg [DW_W-1:0] w_next_data = {DW_W{1'b0}};
+  initial begin
+    w_fd = 0;
+    if ($value$plusargs("w=%s", w_path) && $value$plusargs("wpat=%s", wpat_path)
+        && $value$plusargs("n_w=%d", n_w)) begin
+      $readmemh(wpat_path, wpat);
+      w_fd = $fopen(w_path, "r");
+      if (w_fd == 0) begin
+        $display("tconv_tb: cannot open the w_axis beats");
+        $finish;
+      end
+    end
+  end
+"""
+_W_STEP = """        if (w_tvalid && w_tready) begin
+          $fwrite(out_fd, "W %0d %0d\\n", cycle, w_tlast);
+          w_have = 1'b0;
+        end
+        if (!w_have && w_loaded < n_w) begin
+          code = $fscanf(w_fd, "%h %h %h\\n", w_next_data, w_next_last, w_gate);
+          if (code != 3) finish_with("R");
+          w_loaded = w_loaded + 64'd1;
+          w_have = 1'b1;
+        end
+        if (!(w_tvalid && !w_tready)) begin
+          if (w_have && in_count >= w_gate && !wpat[pat_i]) begin
+            w_tvalid <= 1'b1;
+            w_tdata <= w_next_data;
+            w_tlast <= w_next_last;
+          end else begin
+            w_tvalid <= 1'b0;
+          end
+        end
+"""
+
+
+def testbench_text(top: str, in_width: int, out_width: int, *, waves: bool = False,
+                   w_width: int | None = None) -> str:
+    """sim/tb_compiled.v for one design: its top's name and tdata widths filled in (and, for a
+    runtime-weights design, ``w_width``: the w_axis driver)."""
     if not _IDENT.match(top):
         raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
     dump = ('    begin : dump\n      reg [8*4096-1:0] wave_path;\n'
             '      if ($value$plusargs("waves=%s", wave_path)) begin\n'
             '        $dumpfile(wave_path);\n        $dumpvars(0, tconv_tb);\n      end\n    end\n') if waves else ""
     return (TESTBENCH.read_text().replace("@TOP@", top).replace("@DW_IN@", str(int(in_width)))
-            .replace("@DW_OUT@", str(int(out_width))).replace("@WAVES@\n", dump))
+            .replace("@DW_OUT@", str(int(out_width))).replace("@WAVES@\n", dump)
+            .replace("@W_PORTS@", _W_PORTS if w_width else "")
+            .replace("@W_DECL@\n", _W_DECL.replace("@DW_W@", str(int(w_width))) if w_width else "")
+            .replace("@W_STEP@", _W_STEP if w_width else ""))
 
 
 def _run_simulator(cmd, out, cwd, env) -> None:
@@ -95,7 +150,8 @@ def _build(design: GeneratedDesign, simulator: str, waves: bool, verbose: bool) 
     """Build (once per content) and return the cache folder holding the runnable simulation."""
     layer = design.layer
     text = testbench_text(design.top, layer.config.in_channels * layer.input_format.width,
-                          layer.config.filters * layer.output_format.width, waves=waves)
+                          layer.config.filters * layer.output_format.width, waves=waves,
+                          w_width=design.files.parsed["w_axis_tdata_width"])
     with tempfile.TemporaryDirectory(prefix="tconv_tb_") as stage:
         tb = Path(stage) / "tconv_tb.v"
         tb.write_text(text)
@@ -167,6 +223,21 @@ def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, so
     (tmp / "pat.hex").write_text("".join(f"{int(a) | (int(b) << 1):x}\n" for a, b in table))
 
 
+def _write_weight_job(tmp: Path, design: GeneratedDesign, weight_sets, weight_pause: str, seed: int) -> list[str]:
+    """The w_axis beats of ``weight_sets`` ([(beats, gate)]: a set's beats, offered once ``gate``
+    input beats were accepted; ``tlast`` on each set's last beat) and their stall table;
+    the testbench's plusargs."""
+    width = design.files.parsed["w_axis_tdata_width"]
+    digits = max(1, -(-width // 4))
+    lines = []
+    for beats, gate in weight_sets:
+        lines += [f"{b:0{digits}x} {int(n == len(beats) - 1)} {int(gate):x}\n" for n, b in enumerate(beats)]
+    (tmp / "w.hex").write_text("".join(lines))
+    table = pause_table(weight_pause, "none", seed + 1, PAT_DEPTH)
+    (tmp / "wpat.hex").write_text("".join(f"{int(a)}\n" for a, _ in table))
+    return [f"+w={tmp / 'w.hex'}", f"+wpat={tmp / 'wpat.hex'}", f"+n_w={len(lines)}"]
+
+
 def _children_cpu() -> float:
     """CPU seconds (user + system) of this process's finished children so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -174,7 +245,7 @@ def _children_cpu() -> float:
 
 
 def _parse(path: Path):
-    ins, outs, end = [], [], None
+    ins, outs, ws, end = [], [], [], None
     text = path.read_text() if path.is_file() else ""
     for line in text.splitlines():
         parts = line.split()
@@ -184,9 +255,30 @@ def _parse(path: Path):
             ins.append(int(parts[1]))
         elif parts[0] == "O":
             outs.append((int(parts[1]), parts[2] == "1", int(parts[3], 16)))
+        elif parts[0] == "W":
+            ws.append(int(parts[1]))
         else:
             end = (parts[0], int(parts[1]))
-    return ins, outs, end
+    return ins, outs, ws, end
+
+
+def _expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets):
+    """Which set each frame used (the contract's rule on the handshake cycles seen) and the
+    model's output with that set."""
+    from tconv.hw.weight_stream import unpack_set, weight_switch, with_codes
+
+    layout = design.weights_layout()
+    ends, valid, pos = [], [], 0
+    for beats, _ in weight_sets:
+        pos += len(beats)
+        ends.append(w_cycles[pos - 1] if pos <= len(w_cycles) else None)
+        valid.append(len(beats) == layout.beats)
+    starts = [ins[i] if i < len(ins) else 1 << 62 for i in np.concatenate([[0], np.cumsum(lengths)[:-1]])]
+    used = weight_switch(ends, starts, valid)
+    models = {j: with_codes(design.layer, *unpack_set(design.layer, layout, weight_sets[j][0]))
+              for j in set(used) if j >= 0}
+    return used, [want if j < 0 else design.expected_frame(f, layer=models[j])
+                  for f, want, j in zip(frames, expected, used)]
 
 
 _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design hangs (stopped at cycle {cycle})",
@@ -197,10 +289,17 @@ _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design ha
 
 
 def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.ndarray, *, seed: int,
-        source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool) -> dict:
+        source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool,
+        weight_sets=None, weight_pause: str = "none") -> dict:
     """Run the compiled testbench; the keys :func:`tconv.sim.runner.simulate` reads (as tb_layer writes them),
     and ``sim_seconds`` / ``sim_cpu_seconds``: the simulator process's wall and CPU time, start to
-    exit (the build excluded)."""
+    exit (the build excluded).
+
+    ``weight_sets`` (runtime-weights designs): ``[(beats, gate)]``, each set's beats sent on
+    w_axis once ``gate`` input beats were accepted, with ``weight_pause`` stalls on its
+    tvalid. Each frame is then checked against the model with the set the contract's rule
+    gives (`tconv.hw.weight_stream.weight_switch`), reported as ``weight_sets_used``
+    (-1: the generation's weights)."""
     build_dir = _build(design, simulator, waves is not None, verbose)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
@@ -212,6 +311,8 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         _write_job(tmp, design, frames, expected, lengths, source_pause, sink_pause, seed, isolate_frames)
         args = [f"+in={tmp / 'in.hex'}", f"+out={tmp / 'out.txt'}", f"+pat={tmp / 'pat.hex'}",
                 f"+n_in={sum(lengths)}", f"+n_out={sum(out_lengths)}", f"+limit={limit}"]
+        if weight_sets:
+            args += _write_weight_job(tmp, design, weight_sets, weight_pause, seed)
         if waves is not None:
             args.append(f"+waves={waves}")
         if simulator == "icarus":
@@ -225,12 +326,15 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
             _run_simulator(cmd, fh, tmp, env)
             sim_seconds, sim_cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu
         sim_log = log.read_text(errors="replace")
-        ins, outs, end = _parse(tmp / "out.txt")
+        ins, outs, w_cycles, end = _parse(tmp / "out.txt")
     run_log = build_dir / f"run-{os.getpid()}.log"
     run_log.write_text(sim_log)
     if verbose:
         print(sim_log)
 
+    used = None
+    if design.files.parsed["runtime_weights"]:
+        used, expected = _expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets or [])
     mismatches = []
     if end is None:
         mismatches.append({"problem": f"the testbench stopped without a verdict (log: {run_log})"})
@@ -267,7 +371,7 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         out_pos += out_len
         cycles.append(None if out_len == 0 or first_in is None or out_pos > len(outs)
                       else outs[out_pos - 1][0] - first_in + 1)
-    return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs),
+    return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs), "weight_sets_used": used,
             "expected_beats_out": int(sum(out_lengths)), "extra_beats": extra, "mismatches": mismatches,
             "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True,
             "sim_seconds": sim_seconds, "sim_cpu_seconds": sim_cpu_seconds}
