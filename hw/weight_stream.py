@@ -29,8 +29,8 @@ import numpy as np
 
 from .schedule import Schedule
 
-__all__ = ["StreamLayout", "stream_layout", "pack_set", "unpack_set", "with_codes", "weight_switch",
-           "read_hex_set", "write_hex_set"]
+__all__ = ["StreamLayout", "stream_layout", "pack_set", "unpack_set", "set_fields", "with_codes",
+           "weight_switch", "read_hex_set", "hex_text"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,21 @@ def unpack_set(layer_q, layout: StreamLayout, beats) -> tuple[np.ndarray, np.nda
     return kc, bc
 
 
+def set_fields(layer_q, layout: StreamLayout, beats) -> np.ndarray:
+    """The codes of a set's beats field by field, ``(beats, lanes)`` int64 (W.npy of ``tconv
+    pack-weights``): a weight beat's lane ``r`` in column ``r``, a bias beat's code in column 0
+    (the rest zero); two's complement fields read as signed for signed formats."""
+    out = np.zeros((len(beats), layout.lanes), np.int64)
+    ww, wb = layout.weight_width, layout.bias_width
+    for b, beat in enumerate(beats):
+        if b < layout.weight_beats:
+            for r in range(layout.lanes):
+                out[b, r] = _signed(beat >> (r * ww) & ((1 << ww) - 1), ww, layer_q.weight_format.signed)
+        else:
+            out[b, 0] = _signed(beat & ((1 << wb) - 1), wb, layer_q.bias_format.signed)
+    return out
+
+
 def with_codes(layer_q, kernel_codes, bias_codes=None):
     """A copy of ``layer_q`` computing with other codes (same formats): the model of a loaded set."""
     out = copy.copy(layer_q)
@@ -209,11 +224,10 @@ def weight_switch(set_ends, frame_starts, valid=None) -> list[int]:
     return out
 
 
-def write_hex_set(path, beats, beat_width: int) -> None:
-    """One beat a line, hexadecimal, most significant digit first (the contract's W.hex)."""
+def hex_text(beats, beat_width: int) -> str:
+    """W.hex: one beat a line, hexadecimal, most significant digit first, all lines as wide."""
     digits = max(1, -(-beat_width // 4))
-    with open(path, "w") as fh:
-        fh.writelines(f"{b:0{digits}x}\n" for b in beats)
+    return "".join(f"{b:0{digits}x}\n" for b in beats)
 
 
 def read_hex_set(path, beat_width: int) -> list[int]:
