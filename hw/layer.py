@@ -96,8 +96,8 @@ class Conv1DTransposeCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         sch, q, rt = self.schedule, self.layer_q, self.weights_stream
-        # With runtime weights each step carries its frame's weight bank as an extra top bit.
-        m.submodules.steps = buf = StepBuffer(self.in_width + (rt is not None))
+        # With runtime weights each step carries its frame's weight bank.
+        m.submodules.steps = buf = StepBuffer(self.in_width, bank=rt is not None)
         if rt is None:
             wiring.connect(m, wiring.flipped(self.i), buf.i)
         x = buf.step.data if sch.weights_in_luts else buf.data_d
@@ -124,7 +124,7 @@ class Conv1DTransposeCore(wiring.Component):
             issue.released.eq(emitter.released), issue.pop.eq(emitter.pop),
             frames.push.eq(issue.push), frames.push_data.eq(issue.descriptor), frames.pop.eq(emitter.pop),
             macs.tag.eq(issue.tag),
-            macs.x.eq(x if rt is None else x[:self.in_width]),
+            macs.x.eq(x),
             emitter.written.eq(macs.written), emitter.head.eq(frames.head),
             emitter.head_valid.eq(frames.head_valid), macs.em_addr.eq(emitter.em_addr),
             emitter.taken.eq(ofifo.r_valid & self.o.ready),
@@ -157,14 +157,14 @@ class Conv1DTransposeCore(wiring.Component):
         sch = self.schedule
         m.submodules.loader = loader = WeightLoader(rt, frames_in_flight=2 * sch.frame_queue_depth + 8)
         m.d.comb += [
-            buf.i.payload.data.eq(Cat(self.i.payload.data, loader.s_bank)),
+            buf.i.payload.data.eq(self.i.payload.data), buf.i.payload.bank.eq(loader.s_bank),
             buf.i.payload.last.eq(self.i.payload.last), buf.i.valid.eq(self.i.valid),
             self.i.ready.eq(buf.i.ready),
             loader.s_take.eq(self.i.valid & buf.i.ready), loader.s_last.eq(self.i.payload.last),
             loader.done.eq(emitter.pop),
             loader.w_data.eq(self.w.payload.data), loader.w_last.eq(self.w.payload.last),
             loader.w_valid.eq(self.w.valid), self.w.ready.eq(loader.w_ready),
-            macs.bank.eq(buf.step.data[-1]), macs.wr_group.eq(loader.wr_group), macs.wr_t.eq(loader.wr_t),
+            macs.bank.eq(buf.step.bank), macs.wr_group.eq(loader.wr_group), macs.wr_t.eq(loader.wr_t),
             macs.wr_bank.eq(loader.wr_bank), macs.wr_data.eq(loader.wr_data),
         ]
         if rt.bias_width:
