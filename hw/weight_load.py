@@ -26,7 +26,7 @@ count restarts) and keeps ``active``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -122,7 +122,10 @@ class WeightLoader(wiring.Component):
         gi, t = Signal(range(ng), name="w_group"), Signal(range(lay.cycles_per_step), name="w_t")
         bi, fl = Signal(range(max(nb, 1)), name="w_bgroup"), Signal(range(lay.filters_per_group), name="w_fl")
         take = Signal()
-        m.d.comb += [self.w_ready.eq(dropping | ~self._inactive_busy), take.eq(self.w_valid & self.w_ready)]
+        # No handshake during rst: a beat taken then would be neither written nor counted
+        # (the write registers reset), while the active bank does not reset.
+        m.d.comb += [self.w_ready.eq((dropping | ~self._inactive_busy) & ~ResetSignal()),
+                     take.eq(self.w_valid & self.w_ready)]
         write = take & ~dropping
         # Registered write ports: one group's (or filter group's) RAM per beat.
         m.d.sync += [self.wr_t.eq(t), self.wr_fl.eq(fl), self.wr_bank.eq(~active), self.wr_data.eq(self.w_data),
