@@ -179,7 +179,6 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP,
         },
         "array": {
             **sch.summary(),
-            "weights": "runtime" if runtime_weights else "rom",
             "multiplier": "one ECP5 MULT18X18D per PE: registered operands and product",
             "multiplier_cell": {
                 "module": cell.name,
@@ -209,8 +208,7 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP,
         "weights": "weights.npz",
         "test_vectors": "test_vectors.npz",
     }
-    if runtime_weights:
-        _runtime_manifest(manifest, design.weights_stream)
+    _weight_storage(manifest, design.weights_stream)
     files = {
         f"{top}.v": verilog_text.encode(),
         f"{top}.vlt": waivers(top).encode(),
@@ -224,9 +222,12 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP,
     return files, manifest
 
 
-def _runtime_manifest(manifest: dict, layout) -> None:
-    """The manifest entries of a runtime-weights design: the ``w_axis`` port widths and
-    beat count (``interface``) and the packing of a set (``weights_stream``)."""
+def _weight_storage(manifest: dict, layout) -> None:
+    """``array.weights`` ("rom", or "runtime" with ``layout``) and, for runtime weights, the
+    ``w_axis`` port width and beat count (``interface``) and the packing of a set (``weights_stream``)."""
+    manifest["array"]["weights"] = "rom" if layout is None else "runtime"
+    if layout is None:
+        return
     manifest["interface"].update({
         "w_axis_tdata_width": layout.beat_width,
         "w_axis_beats": layout.beats,
