@@ -371,7 +371,9 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         out_pos += out_len
         cycles.append(None if out_len == 0 or first_in is None or out_pos > len(outs)
                       else outs[out_pos - 1][0] - first_in + 1)
+    train = outs[-1][0] - ins[0] + 1 if ins and outs else None  # first input to last output handshake
     return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs), "weight_sets_used": used,
+            "train_cycles": train,
             "expected_beats_out": int(sum(out_lengths)), "extra_beats": extra, "mismatches": mismatches,
             "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True,
             "sim_seconds": sim_seconds, "sim_cpu_seconds": sim_cpu_seconds}

@@ -240,7 +240,8 @@ def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause
     wave_file = waves if waves is not None and waves.is_file() else None
     return _result(design, simulator, lengths, res, True, isolate_frames, res["log"], wave_file,
                    {"extra_beats": res["extra_beats"], "engine": "compiled", "sim_seconds": res["sim_seconds"],
-                    "sim_cpu_seconds": res["sim_cpu_seconds"], "weight_sets_used": res["weight_sets_used"]})
+                    "sim_cpu_seconds": res["sim_cpu_seconds"], "weight_sets_used": res["weight_sets_used"],
+                    "train_cycles": res["train_cycles"]})
 
 
 def _result(design, simulator, lengths, res, passed, isolate_frames, log, wave_file, extra) -> SimResult:

@@ -312,3 +312,82 @@ def test_loader_formal_smallest_configuration(tmp_path):
     assert status == "PASS", log[-2000:]
     status, log = run_loader_formal(lay, tmp_path / "bad", depth=16, beats=lay.beats - 1)
     assert status == "FAIL" and "failed assertion" in log, log[-2000:]
+
+
+# ------------------------------------------------------------------ command line
+@pytest.fixture
+def cli_files(tmp_path):
+    import json
+
+    from conftest import TINY_CONFIG
+
+    rng = np.random.default_rng(0)
+    cfg = json.loads(json.dumps(TINY_CONFIG))
+    cfg["array"]["weights"] = "runtime"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "rom.json").write_text(json.dumps(TINY_CONFIG))
+    for name in ("a", "b"):
+        np.savez(tmp_path / f"{name}.npz", kernel=rng.uniform(-1, 1, (3, 2, 3)), bias=rng.uniform(-2, 2, 2))
+    return tmp_path
+
+
+def _cli(capsys, *argv):
+    from tconv.flow.cli import main
+
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_generate_pack_and_simulate(cli_files, capsys):
+    """array.weights "runtime" in CONFIG.json; pack-weights from floats and from codes agree;
+    W.npy holds the same codes; simulate loads the set and reports which frames used it."""
+    require_simulator("icarus")
+    d = cli_files
+    assert _cli(capsys, "generate", d / "config.json", "--weights", d / "a.npz", "-o", d / "out", "-q")[0] == 0
+    design = GeneratedDesign.load(d / "out")
+    rc, out, _ = _cli(capsys, "pack-weights", d / "out", "--weights", d / "b.npz", "-o", d / "b.hex")
+    assert rc == 0 and f"{design.weights_layout().beats} beats" in out
+    q = design.quantize_weights(*[np.load(d / "b.npz")[k] for k in ("kernel", "bias")])
+    np.savez(d / "codes.npz", kernel_codes=q.kernel_codes, bias_codes=q.bias_codes)
+    assert _cli(capsys, "pack-weights", d / "out", "--weights", d / "codes.npz", "-o", d / "c.hex")[0] == 0
+    assert (d / "b.hex").read_text() == (d / "c.hex").read_text()
+    beats = [int(line, 16) for line in (d / "b.hex").read_text().split()]
+    assert beats == design.pack_weights(q.kernel_codes, q.bias_codes)
+    assert _cli(capsys, "pack-weights", d / "out", "--weights", d / "b.npz", "-o", d / "b.npy")[0] == 0
+    fields = np.load(d / "b.npy")
+    assert fields.shape == (len(beats), design.weights_layout().lanes)
+    rc, out, err = _cli(capsys, "simulate", d / "out", "--frames", "4", "--length", "3", "--weights-file",
+                        d / "b.hex", "--load-after-frames", "1", "--sink-pause", "random", "-q")
+    assert rc == 0 and "PASS" in out and "weights per frame: 0:generated" in out and "set 0" in out, out + err
+
+
+@pytest.mark.parametrize("case,message", [
+    ("rom_pack", "not a runtime-weights design"),
+    ("rom_simulate", "--weights-file needs a runtime-weights design"),
+    ("suffix", "must end in .hex (beats) or .npy (codes)"),
+    ("wide", "beat wider than w_axis_tdata"),
+    ("config", "array.weights: 'flash' is not allowed; allowed: 'rom', 'runtime'"),
+])
+def test_cli_refuses_bad_runtime_input(cli_files, capsys, case, message):
+    import json
+
+    d = cli_files
+    if case == "config":
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["array"]["weights"] = "flash"
+        (d / "config.json").write_text(json.dumps(cfg))
+        argv = ["generate", d / "config.json", "--weights", d / "a.npz", "-o", d / "out", "-q"]
+    else:
+        rom = case.startswith("rom")
+        assert _cli(capsys, "generate", d / ("rom.json" if rom else "config.json"), "--weights", d / "a.npz",
+                    "-o", d / "out", "-q")[0] == 0
+        (d / "w.hex").write_text("f" * 400 + "\n")
+        argv = {"rom_pack": ["pack-weights", d / "out", "--weights", d / "b.npz", "-o", d / "b.hex"],
+                "rom_simulate": ["simulate", d / "out", "--weights-file", d / "w.hex"],
+                "suffix": ["pack-weights", d / "out", "--weights", d / "b.npz", "-o", d / "b.txt"],
+                "wide": ["simulate", d / "out", "--weights-file", d / "w.hex"]}[case]
+    rc, _, err = _cli(capsys, *argv)
+    assert rc == 2 and message in err, err
+    if case == "config":
+        assert not (d / "out").exists()
