@@ -117,7 +117,7 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
              seed: int = 0, source_pause: str = "none", sink_pause: str = "none", waves: bool = False,
              isolate_frames: bool = False, verbose: bool = False, test_module: str = "tconv.sim.tb_layer",
              job: dict | None = None, engine: str | None = None, weight_sets=None,
-             weight_pause: str = "none") -> SimResult:
+             weight_pause: str = "none", weight_reset=None) -> SimResult:
     """Simulate the design in ``design_dir`` on ``simulator`` and compare with the model.
 
     ``inputs`` are the codes of all frames back to back, ``(sum(lengths),
@@ -137,7 +137,9 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     ``weight_sets`` (runtime-weights designs, compiled engine): ``[(beats, gate)]``, a set's
     w_axis beats sent once ``gate`` input beats were accepted (``weight_pause``: a
     back-pressure pattern name for w_axis_tvalid gaps); each frame is checked against the
-    model with the set the contract's rule gives, listed in ``extra["weight_sets_used"]``.
+    model with the set the contract's rule gives, listed in ``extra["weight_sets_used"]``;
+    ``weight_reset`` = (set, n) pulses rst after ``n`` beats of that set (see
+    :func:`tconv.sim.compiled.run`).
     """
     if engine is None:
         engine = "cocotb" if (test_module != "tconv.sim.tb_layer" or job is not None) else "compiled"
@@ -167,7 +169,8 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     if engine == "compiled":
         return _simulate_compiled(design, simulator, lengths, inputs, seed=seed, source_pause=source_pause,
                                   sink_pause=sink_pause, waves=wave_path, isolate_frames=isolate_frames,
-                                  verbose=verbose, weight_sets=weight_sets, weight_pause=weight_pause)
+                                  verbose=verbose, weight_sets=weight_sets, weight_pause=weight_pause,
+                                  weight_reset=weight_reset)
     from cocotb_tools.runner import get_runner
 
     waves = bool(waves)
@@ -228,13 +231,14 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
 
 
 def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause, sink_pause, waves,
-                       isolate_frames, verbose, weight_sets=None, weight_pause="none") -> SimResult:
+                       isolate_frames, verbose, weight_sets=None, weight_pause="none",
+                       weight_reset=None) -> SimResult:
     from . import compiled
 
     try:
         res = compiled.run(design, simulator, lengths, inputs, seed=seed, source_pause=source_pause,
                            sink_pause=sink_pause, waves=waves, isolate_frames=isolate_frames, verbose=verbose,
-                           weight_sets=weight_sets, weight_pause=weight_pause)
+                           weight_sets=weight_sets, weight_pause=weight_pause, weight_reset=weight_reset)
     except compiled.BuildError as err:
         raise RuntimeError(f"{simulator} could not build {design.top}: {_build_errors(err.args[0])}") from None
     wave_file = waves if waves is not None and waves.is_file() else None

@@ -140,7 +140,7 @@ module tconv_tb;
         snk_pause = pat[pat_i][1];
         pat_i = (pat_i == PAT_DEPTH - 32'd1) ? 32'd0 : pat_i + 32'd1;
         if (!(s_tvalid && !s_tready)) begin
-          if (have && ready && !src_pause) begin
+          if (have && ready && !src_pause@W_HOLD_IN@) begin
             s_tvalid <= 1'b1;
             s_tdata <= next_data;
             s_tlast <= next_last;

@@ -391,3 +391,22 @@ def test_cli_refuses_bad_runtime_input(cli_files, capsys, case, message):
     assert rc == 2 and message in err, err
     if case == "config":
         assert not (d / "out").exists()
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_reset_in_the_middle_of_a_set(designs, name, simulator):
+    """rst pulsed after a few beats of set 1 (between frames): set 1 is dropped (its remaining
+    beats end in an early tlast), the frames after the reset still use set 0, set 2 loads later."""
+    require_simulator(simulator)
+    design = GeneratedDesign.load(designs[name])
+    q, rng = design.layer, np.random.default_rng(21)
+    lengths = [2, 3, 1, 2, 2, 3, 2, 2, 2, 2]
+    ends = np.cumsum(lengths)
+    beats = [design.pack_weights(*random_set(q, rng)) for _ in range(3)]
+    sets = [(beats[0], 0), (beats[1], int(ends[1])), (beats[2], int(ends[3]))]
+    res = simulate(design.folder, simulator, lengths=lengths, seed=4, sink_pause="random", source_pause="random",
+                   weight_sets=sets, weight_pause="random", weight_reset=(1, len(beats[1]) // 2))
+    assert res.passed, res.summary()
+    used = res.extra["weight_sets_used"]
+    assert 1 not in used and used[2] == used[3] == 0 and used[-1] == 2, used
