@@ -410,3 +410,22 @@ def test_reset_in_the_middle_of_a_set(designs, name, simulator):
     assert res.passed, res.summary()
     used = res.extra["weight_sets_used"]
     assert 1 not in used and used[2] == used[3] == 0 and used[-1] == 2, used
+
+
+def test_bench_weights_section(tmp_path):
+    """`tconv bench --only weights` on one layer (Verilator; no place-and-route here): the ROM
+    and the runtime design take the same cycles for a train with a set loaded in its middle,
+    the set is used from the frame after the load, and the tables render."""
+    from tconv.flow import bench
+    from tconv.flow.bench_weights import bench_weights
+
+    require_simulator("verilator")
+    res = bench_weights(tmp_path, simulator="verilator", speeds=(8,), seed=1, log=lambda *a: None,
+                        layers=["odd-stride"], fpga=False)
+    row, = res["utilization"]
+    assert row["bit_exact"] and row["runtime_cycles"] == row["rom_cycles"]
+    assert row["runtime_utilization"] == row["rom_utilization"] >= 0.95 and row["set_used_from"] == 3
+    res["fpga"] = [{"layer": "keras-doc", "weights": w, "pe_count": 64, "speed": 8, "fmax_mhz": f, "lut4": 1,
+                    "ff": 2, "mult18": 64, "ebr": e, "seed": 1} for w, f, e in (("rom", 200.5, 17), ("runtime", 199.5, 34))]
+    text = bench.to_text({"machine": bench.machine(), "weights": res})
+    assert "Runtime weights: a set loaded during a frame train" in text and "199.5" in text and "34" in text
