@@ -429,3 +429,20 @@ def test_bench_weights_section(tmp_path):
                     "ff": 2, "mult18": 64, "ebr": e, "seed": 1} for w, f, e in (("rom", 200.5, 17), ("runtime", 199.5, 34))]
     text = bench.to_text({"machine": bench.machine(), "weights": res})
     assert "Runtime weights: a set loaded during a frame train" in text and "199.5" in text and "34" in text
+
+
+def test_manifest_schema_of_runtime_designs():
+    from tconv.hw.manifest import ManifestError, check_manifest
+
+    q = make_layer(3, **LAYERS["lut"])
+    _, manifest = design_files(q, check_layer(q, 4), runtime_weights=True)
+    parsed = check_manifest(manifest, "m.json")
+    assert parsed["runtime_weights"] and parsed["w_axis_beats"] == manifest["weights_stream"]["beats"]
+    bad = {**manifest, "array": {**manifest["array"], "weights": "flash"}}
+    with pytest.raises(ManifestError, match="array.weights must be 'rom' or 'runtime'"):
+        check_manifest(bad, "m.json")
+    iface = {k: v for k, v in manifest["interface"].items() if k != "w_axis_beats"}
+    with pytest.raises(ManifestError, match="interface.w_axis_beats"):
+        check_manifest({**manifest, "interface": iface}, "m.json")
+    rom = {**manifest, "array": {k: v for k, v in manifest["array"].items() if k != "weights"}}
+    assert check_manifest(rom, "m.json")["runtime_weights"] is False  # older manifests: ROM
