@@ -446,3 +446,24 @@ def test_manifest_schema_of_runtime_designs():
         check_manifest({**manifest, "interface": iface}, "m.json")
     rom = {**manifest, "array": {k: v for k, v in manifest["array"].items() if k != "weights"}}
     assert check_manifest(rom, "m.json")["runtime_weights"] is False  # older manifests: ROM
+
+
+@pytest.mark.parametrize("pe_count", [1, 32])
+@pytest.mark.parametrize("args", [
+    dict(filters=3, kernel_size=3, in_channels=5, strides=2, use_bias=False),
+    dict(filters=7, kernel_size=4, in_channels=9, strides=2, bias_format="ufixed<8,3>"),
+    dict(filters=5, kernel_size=5, in_channels=3, dilation_rate=2, padding="same", bias_format="ufixed<8,3>"),
+], ids=["no-bias", "unsigned-bias", "dilated"])
+def test_sets_between_phases(args, pe_count):
+    """Amaranth's simulator: generation weights, then two sets, each followed by frames; without
+    a bias, with an unsigned bias, several filter rows and tap groups, LUT and block RAM."""
+    q = make_layer(2, **args)
+    bench = Bench(q, pe_count, seed=3)
+    rng = np.random.default_rng(1)
+    sets = [random_set(q, rng) for _ in range(2)]
+    good = [0] * (bench.layout.beats - 1) + [1]
+    fr = [random_frames(q, [3, 1, 2], k) for k in range(3)]
+    got = bench.run([("frames", fr[0]), ("set", pack_set(q, bench.layout, *sets[0]), good), ("frames", fr[1]),
+                     ("set", pack_set(q, bench.layout, *sets[1]), good), ("frames", fr[2])])
+    for phase, codes in enumerate([None, sets[0], sets[1]]):
+        check_phase(q, fr[phase], got[phase], codes)
