@@ -409,8 +409,8 @@ def _render(results: dict, fmt) -> str:
                       fmt(_table(results["weights"]["utilization"], WEIGHTS_COLS))))
         if results["weights"]["fpga"]:
             parts.append((f"Runtime weights against ROM ({FPGA_LAYER}), out of context; two banks per weight "
-                          "memory: the block RAM count doubles", fmt(_table(results["weights"]["fpga"],
-                                                                           WEIGHTS_FPGA_COLS))))
+                          "memory (twice the words: more block RAM only where a deeper memory needs more blocks)",
+                          fmt(_table(results["weights"]["fpga"], WEIGHTS_FPGA_COLS))))
     return parts
 
 

@@ -6,7 +6,9 @@ and on the runtime design a weight set loaded from the middle of the second fram
 (w_axis never stalling); utilization = useful MACs of the train / (PEs x cycles from
 the first input to the last output handshake). FPGA: the FPGA layer at 64 PEs, ROM and
 runtime, placed and routed as ``tconv synth`` does (the runtime design's weight and bias
-memories have two banks, so its block RAM count roughly doubles).
+memories have two banks: twice the words, so more block RAM only where the deeper memory
+needs more blocks; keras-doc's 192-word weight memory becomes 512 words, still one
+DP16KD row of 512 x 36).
 """
 
 from __future__ import annotations
