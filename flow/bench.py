@@ -18,6 +18,8 @@ Sections (docs/contract.md, "Performance"):
             and against apytypes doing the same fixed-point computation.
 ``sim``     simulated clock cycles per second on Verilator and Icarus, of the compiled
             and the cocotb testbench engine on the same design (vocoder-up, 64 PEs).
+``weights`` runtime against ROM weights: utilization of a frame train with a weight set
+            loaded in its middle, Fmax and resources (`tconv.flow.bench_weights`).
 
 Timings are taken in one process, so their ratios are comparable; absolute
 seconds depend on the machine and are reported, not asserted.
@@ -50,7 +52,7 @@ BENCH_LAYERS = {
 #: The default 8-bit configuration of docs/contract.md.
 BENCH_FORMATS = dict(input="fixed<8,3,RND,SAT>", weight="fixed<8,1,RND,SAT>", bias="fixed<16,6>",
                      output="fixed<16,6,RND,SAT>")
-SECTIONS = ("layers", "real", "fpga", "model", "sim", "activation")
+SECTIONS = ("layers", "real", "fpga", "model", "sim", "activation", "weights")
 FPGA_LAYER = "keras-doc"
 #: The table activation the ``activation`` section measures on FPGA_LAYER at 64 PEs, side by
 #: side with the same layer's linear form (with BENCH_FORMATS' 16-bit output its table is
@@ -375,6 +377,11 @@ def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts
         results["sim"] = bench_sim(work, log=log)
     if "activation" in sections:
         results["activation"] = bench_activation(work, simulator=simulator, speeds=speeds, seed=seed, log=log)
+    if "weights" in sections:
+        from .bench_weights import bench_weights
+
+        results["weights"] = bench_weights(work, simulator=simulator, speeds=speeds, seed=seed, log=log,
+                                           pe_count=pe_count)
     return results
 
 
@@ -457,6 +464,15 @@ def _render(results: dict, fmt) -> str:
     if "activation" in results:
         parts.append((f"Table activation ({FPGA_LAYER}, {TABLE_ACTIVATION} against linear)",
                       fmt(_table(results["activation"], _ACTIVATION_COLS))))
+    if "weights" in results:
+        from .bench_weights import WEIGHTS_COLS, WEIGHTS_FPGA_COLS
+
+        parts.append(("Runtime weights: a set loaded during a frame train (no stalls)",
+                      fmt(_table(results["weights"]["utilization"], WEIGHTS_COLS))))
+        if results["weights"]["fpga"]:
+            parts.append((f"Runtime weights against ROM ({FPGA_LAYER}), out of context; two banks per weight "
+                          "memory (twice the words: more block RAM only where a deeper memory needs more blocks)",
+                          fmt(_table(results["weights"]["fpga"], WEIGHTS_FPGA_COLS))))
     return parts
 
 

@@ -22,7 +22,9 @@ __all__ = ["ConfigFile", "ARRAY_KEYS", "load_config", "load_weights", "load_data
 _FORMAT_KEYS = ("input", "weight", "bias", "output")
 _TOP_KEYS = {"layer", "formats", "array"}
 #: Keys the CONFIG.json "array" object accepts, with their defaults.
-ARRAY_KEYS = {"pe_count": 64}
+ARRAY_KEYS = {"pe_count": 64, "weights": "rom"}
+#: What ``array.weights`` may be: baked-in ROMs, or RAMs loaded over ``w_axis`` (Runtime weights).
+WEIGHT_STORAGE = ("rom", "runtime")
 
 
 @dataclass
@@ -46,6 +48,10 @@ class ConfigFile:
     def pe_count(self) -> int:
         return self.array["pe_count"]
 
+    @property
+    def runtime_weights(self) -> bool:
+        return self.array["weights"] == "runtime"
+
     def quantized(self, kernel: np.ndarray, bias: np.ndarray | None) -> Conv1DTransposeQ:
         """The fixed-point layer of this configuration with these float weights."""
         f = self.formats
@@ -60,6 +66,9 @@ def array_options(array: dict, where: str = "array") -> dict:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(ARRAY_KEYS)}")
     opts = {**ARRAY_KEYS, **array}
     check_pe_count(opts["pe_count"], f"{where}.pe_count")
+    if opts["weights"] not in WEIGHT_STORAGE:
+        raise ValueError(f"{where}.weights: {opts['weights']!r} is not allowed; allowed: "
+                         f"{', '.join(repr(w) for w in WEIGHT_STORAGE)}")
     return opts
 
 

@@ -85,7 +85,8 @@ def _npz(**arrays) -> bytes:
     return buf.getvalue()
 
 
-def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) -> dict:
+def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None,
+             runtime_weights: bool = False) -> dict:
     """Write the design folder of ``layer_q`` into ``out_dir``: ``<top>.v``, ``ecp5/<top>_mul.v``,
     ``<top>.vlt``, ``weights.npz`` (the baked-in codes), ``test_vectors.npz``, ``manifest.json``
     and, for a table activation, ``activation_table.json``.
@@ -109,6 +110,9 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
         Multipliers in the array (a power of two).
     top : str, optional
         Verilog module name (default ``tconv_conv1d_transpose``).
+    runtime_weights : bool
+        Weights and bias loadable at run time over ``w_axis`` (docs/contract.md,
+        "Runtime weights"); the layer's codes are the power-up set.
 
     Returns
     -------
@@ -130,35 +134,38 @@ def generate(layer_q, out_dir, *, pe_count: int = 64, top: str | None = None) ->
     if note:  # not an error: the design is exact and as fast as this pe_count allows
         _log.info("tconv: note: %s", note)
     _log.info("elaborating %d-PE array and writing Verilog ...", pe_count)
-    files, manifest = design_files(layer_q, schedule, top=top)
+    files, manifest = design_files(layer_q, schedule, top=top, runtime_weights=runtime_weights)
     write_design(out_dir, files, manifest)
     manifest["files"] = sorted(files)
     return manifest
 
 
 def layer_verilog(layer_q, schedule: Schedule, *, top: str, name: str | None = None,
-                  platform=None) -> tuple[str, object, list]:
-    """``(text, multiplier cell, ROM modules)`` of ``<top>.v``: module ``name`` (default ``top``),
+                  platform=None, runtime_weights: bool = False) -> tuple[str, object, list]:
+    """``(text, the elaborated top, ROM modules)`` of ``<top>.v``: module ``name`` (default ``top``),
     then the portable multiplier cell ``<top>_mul`` and the block-RAM weight ROMs
     ``<top>_weights<g>`` (their contents written as text, `tconv.hw.rom`: a 2M-weight layer
     in seconds, not minutes). ``platform`` as for `tconv.hw.verilog.convert`."""
-    design = Conv1DTransposeTop(layer_q, schedule, mul_cell=f"{top}_mul", rom_prefix=f"{top}_weights")
+    design = Conv1DTransposeTop(layer_q, schedule, mul_cell=f"{top}_mul", rom_prefix=f"{top}_weights",
+                                runtime_weights=runtime_weights)
     cell = design.core.multiplier_cell
     text = convert(design, name=name or top, platform=platform) + "\n" + cell.generic_verilog()
     roms = design.core.rom_modules()
     for rom in roms:
         text += "\n" + rom.verilog()
-    return text, cell, roms
+    return text, design, roms
 
 
-def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tuple[dict[str, bytes], dict]:
+def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP,
+                 runtime_weights: bool = False) -> tuple[dict[str, bytes], dict]:
     """The files of ``layer_q``'s design folder in memory, ``({relative path: bytes}, manifest)``.
 
     ``schedule`` is the layer's mapping from :func:`tconv.hw.check.check_layer`.
     """
     check_module_name(top)
     sch = schedule
-    verilog_text, cell, roms = layer_verilog(layer_q, sch, top=top)
+    verilog_text, design, roms = layer_verilog(layer_q, sch, top=top, runtime_weights=runtime_weights)
+    cell = design.core.multiplier_cell
     cfg = layer_q.config
     xf, wf, of = layer_q.input_format, layer_q.weight_format, layer_q.output_format
     bf = layer_q.bias_format
@@ -204,6 +211,7 @@ def design_files(layer_q, schedule: Schedule, *, top: str = DEFAULT_TOP) -> tupl
         "weights": "weights.npz",
         "test_vectors": "test_vectors.npz",
     }
+    _weight_storage(manifest, design.weights_stream)
     files = {
         f"{top}.v": verilog_text.encode(),
         f"{top}.vlt": waivers(top).encode(),
@@ -241,6 +249,23 @@ def _performance(cfg, sch: Schedule) -> dict:
                                          "(at least mac_utilization; equal for valid padding)"),
         "steady_state_mac_utilization": round(macs / (sch.pe_count * per_step), 6),
     }
+
+
+def _weight_storage(manifest: dict, layout) -> None:
+    """``array.weights`` ("rom", or "runtime" with ``layout``) and, for runtime weights, the
+    ``w_axis`` port width and beat count (``interface``) and the packing of a set (``weights_stream``)."""
+    manifest["array"]["weights"] = "rom" if layout is None else "runtime"
+    if layout is None:
+        return
+    manifest["interface"].update({
+        "w_axis_tdata_width": layout.beat_width,
+        "w_axis_beats": layout.beats,
+        "w_axis_packing": "see weights_stream; tlast on the last beat of a set and on no other",
+    })
+    manifest["weights_stream"] = layout.describe()
+    manifest["array"]["weight_storage"] = ("two banks per weight and bias RAM; a set loads into the inactive "
+                                           "bank and takes effect for frames whose first step is accepted "
+                                           "after its last beat (docs/contract.md, Runtime weights)")
 
 
 def _activation(layer_q) -> dict:

@@ -33,6 +33,8 @@ from .pipeline import delay
 from .queues import FrameQueue, OutputFifo
 from .schedule import Schedule
 from .stepbuffer import StepBuffer, step_layout
+from .weight_load import WeightLoader
+from .weight_stream import stream_layout
 
 __all__ = ["Conv1DTransposeCore", "Conv1DTransposeTop", "output_layout", "lookup", "index_bits",
            "select_bits"]
@@ -59,6 +61,9 @@ class Conv1DTransposeCore(wiring.Component):
         Block-RAM weight ROMs as instances of Verilog modules of this prefix
         (`rom_modules` gives their text, contents included; `tconv.hw.rom`).
         Without it they are Amaranth memories, for Amaranth's simulator.
+    runtime_weights : bool
+        Weights and bias in two-bank RAMs loaded through ``w`` (docs/contract.md,
+        "Runtime weights"; `tconv.hw.weight_load`); else ROMs of the layer's codes.
 
     Members
     -------
@@ -66,10 +71,12 @@ class Conv1DTransposeCore(wiring.Component):
         One input step per beat, channel 0 in the low bits; ``last`` ends a frame.
     o : Out(stream.Signature(output_layout(filters * Wo)))
         One output step per beat, filter 0 in the low bits; ``last`` on a frame's last beat.
+    w : In(stream.Signature(step_layout(beat_width)))
+        (runtime weights) Weight-set beats (`tconv.hw.weight_stream`); ``last`` ends a set.
     """
 
     def __init__(self, layer_q, schedule: Schedule, *, garbage_seed: int | None = None,
-                 mul_cell: str | None = None, rom_prefix: str | None = None):
+                 mul_cell: str | None = None, rom_prefix: str | None = None, runtime_weights: bool = False):
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a tconv.hw.schedule.Schedule (from check_layer), "
                             f"got {type(schedule).__name__}")
@@ -82,28 +89,39 @@ class Conv1DTransposeCore(wiring.Component):
         cfg = layer_q.config
         self.in_width = cfg.in_channels * layer_q.input_format.width
         self.out_width = cfg.filters * layer_q.output_format.width
-        super().__init__({
+        self.weights_stream = stream_layout(layer_q, schedule) if runtime_weights else None
+        ports = {
             "i": In(stream.Signature(step_layout(self.in_width))),
             "o": Out(stream.Signature(output_layout(self.out_width))),
-        })
+        }
+        if runtime_weights:
+            ports["w"] = In(stream.Signature(step_layout(self.weights_stream.beat_width)))
+        super().__init__(ports)
 
     def rom_modules(self) -> list:
         """The weight ROMs' Verilog modules (`tconv.hw.rom.RomModule`), when ``rom_prefix`` was given."""
-        return weight_rom_modules(self.layer_q, self.schedule, self._rom_prefix)
+        return weight_rom_modules(self.layer_q, self.schedule, None if self.weights_stream else self._rom_prefix)
 
     def elaborate(self, platform):
         m = Module()
-        sch, q = self.schedule, self.layer_q
-        m.submodules.steps = buf = StepBuffer(self.in_width)
-        wiring.connect(m, wiring.flipped(self.i), buf.i)
+        sch, q, rt = self.schedule, self.layer_q, self.weights_stream
+        # With runtime weights each step carries its frame's weight bank.
+        m.submodules.steps = buf = StepBuffer(self.in_width, bank=rt is not None)
+        if rt is None:
+            wiring.connect(m, wiring.flipped(self.i), buf.i)
+        x = buf.step.data if sch.weights_in_luts else buf.data_d
         m.submodules.issue = issue = IssueControl(sch)
         m.submodules.frames = frames = FrameQueue(shape=frame_layout(sch), depth=sch.frame_queue_depth)
         m.submodules.macs = macs = MacArray(q, sch, cell=self.multiplier_cell, garbage_seed=self._garbage_seed,
-                                            rom_prefix=self._rom_prefix)
+                                            rom_prefix=self._rom_prefix, runtime=rt)
         # The filter row selects the bias: only the bits of it that the bias
-        # tables depend on travel (none when every row has the same bias).
+        # tables depend on travel (none when every row has the same bias);
+        # a runtime bias may differ in every row.
         groups = range(min(sch.filter_groups, sch.filters))
-        row_bits = index_bits([bias_table(q, sch, gf) for gf in groups], row_width(sch))
+        if rt is not None and rt.bias_width:
+            row_bits = list(range(row_width(sch)))
+        else:
+            row_bits = index_bits([bias_table(q, sch, gf) for gf in groups], row_width(sch))
         m.submodules.emitter = emitter = Emitter(sch, row_bits)
         m.submodules.beats = beats = BeatAssembler(rows=sch.filters_per_group, width=self.out_width,
                                                    row_width=sch.filter_groups * q.output_format.width)
@@ -114,7 +132,8 @@ class Conv1DTransposeCore(wiring.Component):
             issue.next_last.eq(buf.next_last), buf.consume.eq(issue.consume),
             issue.released.eq(emitter.released), issue.pop.eq(emitter.pop),
             frames.push.eq(issue.push), frames.push_data.eq(issue.descriptor), frames.pop.eq(emitter.pop),
-            macs.tag.eq(issue.tag), macs.x.eq(buf.step.data if sch.weights_in_luts else buf.data_d),
+            macs.tag.eq(issue.tag),
+            macs.x.eq(x),
             emitter.written.eq(macs.written), emitter.head.eq(frames.head),
             emitter.head_valid.eq(frames.head_valid), macs.em_addr.eq(emitter.em_addr),
             emitter.taken.eq(ofifo.r_valid & self.o.ready),
@@ -122,9 +141,11 @@ class Conv1DTransposeCore(wiring.Component):
         # The emission pipeline: etags[j] is seen j cycles after the emitter's read.
         rows = []
         for gf in groups:
-            m.submodules[f"row{gf}"] = row = OutputRow(q, sch, gf, row_bits)
+            m.submodules[f"row{gf}"] = row = OutputRow(q, sch, gf, row_bits, runtime=rt)
             rows.append(row)
         etags = delay(m, emitter.tag, rows[0].latency, name="e", reset=("valid",))
+        if rt is not None:
+            self._loader(m, rt, buf, macs, emitter, rows)
         for gf, row in zip(groups, rows):
             m.d.comb += [row.words.eq(macs.em_data[gf]), row.fl.eq(etags[1].fl),
                          row.touched.eq(etags[2].touched)]
@@ -138,6 +159,29 @@ class Conv1DTransposeCore(wiring.Component):
         if platform == "formal":
             self._invariants(m, issue, frames, emitter, ofifo, etags)
         return m
+
+    def _loader(self, m, rt, buf, macs, emitter, rows) -> None:
+        """Runtime weights: the `WeightLoader` between ``w``, the steps' bank bit, the
+        weight RAMs (bank of the item issued) and the bias RAMs (bank of the frame emitted)."""
+        sch = self.schedule
+        m.submodules.loader = loader = WeightLoader(rt, frames_in_flight=2 * sch.frame_queue_depth + 8)
+        m.d.comb += [
+            buf.i.payload.data.eq(self.i.payload.data), buf.i.payload.bank.eq(loader.s_bank),
+            buf.i.payload.last.eq(self.i.payload.last), buf.i.valid.eq(self.i.valid),
+            self.i.ready.eq(buf.i.ready),
+            loader.s_take.eq(self.i.valid & buf.i.ready), loader.s_last.eq(self.i.payload.last),
+            loader.done.eq(emitter.pop),
+            loader.w_data.eq(self.w.payload.data), loader.w_last.eq(self.w.payload.last),
+            loader.w_valid.eq(self.w.valid), self.w.ready.eq(loader.w_ready),
+            macs.bank.eq(buf.step.bank), macs.wr_group.eq(loader.wr_group), macs.wr_t.eq(loader.wr_t),
+            macs.wr_bank.eq(loader.wr_bank), macs.wr_data.eq(loader.wr_data),
+        ]
+        if rt.bias_width:
+            # The row's bias is read one cycle after the emitter's read: the bank follows.
+            bank = delay(m, loader.emit_bank, 1, name="emit_bank")[1]
+            for n, row in enumerate(rows):
+                m.d.comb += [row.bank.eq(bank), row.wr_en.eq(loader.wr_bias[n]), row.wr_fl.eq(loader.wr_fl),
+                             row.wr_bank.eq(loader.wr_bank), row.wr_data.eq(loader.wr_data)]
 
     def _invariants(self, m, issue, frames, emitter, ofifo, etags) -> None:
         """What holds between the components in every reachable state (asserted on the
@@ -169,14 +213,19 @@ class Conv1DTransposeTop(wiring.Component):
     m_axis_tdata : Out(filters * Wo)
     m_axis_tvalid, m_axis_tlast : Out(1)
     m_axis_tready : In(1)
+    w_axis_tdata : In(weights_stream.beat_width)
+    w_axis_tvalid, w_axis_tlast : In(1)
+    w_axis_tready : Out(1)
+        Only with ``runtime_weights``.
     """
 
     def __init__(self, layer_q, schedule: Schedule, *, garbage_seed: int | None = None,
-                 mul_cell: str | None = None, rom_prefix: str | None = None):
+                 mul_cell: str | None = None, rom_prefix: str | None = None, runtime_weights: bool = False):
         self.core = Conv1DTransposeCore(layer_q, schedule, garbage_seed=garbage_seed, mul_cell=mul_cell,
-                                        rom_prefix=rom_prefix)
+                                        rom_prefix=rom_prefix, runtime_weights=runtime_weights)
         self.schedule = self.core.schedule
-        super().__init__({
+        self.weights_stream = self.core.weights_stream
+        ports = {
             "s_axis_tdata": In(self.core.in_width),
             "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1),
@@ -185,7 +234,11 @@ class Conv1DTransposeTop(wiring.Component):
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
-        })
+        }
+        if self.weights_stream is not None:
+            ports.update({"w_axis_tdata": In(self.weights_stream.beat_width), "w_axis_tvalid": In(1),
+                          "w_axis_tready": Out(1), "w_axis_tlast": In(1)})
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -200,4 +253,7 @@ class Conv1DTransposeTop(wiring.Component):
             self.m_axis_tvalid.eq(core.o.valid),
             core.o.ready.eq(self.m_axis_tready),
         ]
+        if self.weights_stream is not None:
+            m.d.comb += [core.w.payload.data.eq(self.w_axis_tdata), core.w.payload.last.eq(self.w_axis_tlast),
+                         core.w.valid.eq(self.w_axis_tvalid), self.w_axis_tready.eq(core.w.ready)]
         return m

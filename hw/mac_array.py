@@ -77,6 +77,10 @@ class MacArray(wiring.Component):
     rom_prefix : str, optional
         Block-RAM weight ROMs become instances of Verilog modules ``rom_prefix`` + group
         (`weight_rom_modules` gives their text; `tconv.hw.rom`), else Amaranth memories.
+    runtime : tconv.hw.weight_stream.StreamLayout, optional
+        Runtime weights: each group's weights are a two-bank RAM with a write
+        port (`tconv.hw.weight_load.WeightLoader`'s ``wr_*``), read at bank
+        ``bank``; without it, ROMs of the layer's codes.
 
     Members
     -------
@@ -92,20 +96,30 @@ class MacArray(wiring.Component):
         The emitter's read address (the same in every bank).
     em_data : Out(bank_words_layout(layer_q, schedule))
         The words at ``em_addr`` of the previous cycle.
+    bank : In(1)
+        (runtime weights) The weight bank of the item issued in this cycle.
+    wr_group, wr_t, wr_bank, wr_data : In
+        (runtime weights) The weight RAMs' write port, as the loader drives it.
     """
 
     def __init__(self, layer_q, schedule: Schedule, *, cell=None, garbage_seed: int | None = None,
-                 rom_prefix: str | None = None):
+                 rom_prefix: str | None = None, runtime=None):
         self.layer_q, self.schedule = layer_q, schedule
-        self._cell, self._garbage_seed, self._rom_prefix = cell, garbage_seed, rom_prefix
+        self._cell, self._garbage_seed, self._runtime = cell, garbage_seed, runtime
+        self._rom_prefix = rom_prefix
         sch = schedule
-        super().__init__({
+        ports = {
             "tag": In(issue_tag_layout(sch)),
             "x": In(layer_q.config.in_channels * layer_q.input_format.width),
             "written": Out(issue_tag_layout(sch)),
             "em_addr": In(bank_address_width(sch)),
             "em_data": Out(bank_words_layout(layer_q, sch)),
-        })
+        }
+        if runtime is not None:
+            ports.update({"bank": In(1), "wr_group": In(len(runtime.groups)),
+                          "wr_t": In(range(sch.cycles_per_step)), "wr_bank": In(1),
+                          "wr_data": In(runtime.beat_width)})
+        super().__init__(ports)
 
     def weight_rom(self, group: int) -> list[int]:
         """Words of group ``group``'s weight ROM (`weight_rom_words`)."""
@@ -125,32 +139,54 @@ class MacArray(wiring.Component):
         chunks = [x_all[n * R * Wx:(n + 1) * R * Wx] for n in range(CH)]
         x_sel = Signal(R * Wx)
         m.d.comb += x_sel.eq(lookup(tags[0 if luts else 1].c, chunks))
+        nf = min(sch.filter_groups, sch.filters)
         for i, gk in enumerate(built_tap_groups(sch)):
-            for j in range(min(sch.filter_groups, sch.filters)):
-                self._group(m, j, gk, i, x_sel, tags)
+            for j in range(nf):
+                self._group(m, j, gk, i, x_sel, tags, i * nf + j)
         return m
 
-    def _group(self, m, gf: int, gk: int, tap: int, x_sel, tags):
+    def _weights(self, m, g: int, n: int, addr):
+        """Group ``g``'s weight word for item ``addr`` (a ROM), or for item ``addr`` of bank
+        ``bank`` (a two-bank RAM written by the loader; ``n``: its write enable bit). From LUTs
+        the word is there in the issue cycle, from block RAM one cycle later (the RAM's output
+        register)."""
+        sch, q = self.schedule, self.layer_q
+        width = sch.lanes * q.weight_format.width
+        luts = sch.weights_in_luts
+        if self._runtime is None and self._rom_prefix is not None and not luts:
+            # contents in the module's text (weight_rom_modules), not elaborated here
+            return rom_instance(m, f"{self._rom_prefix}{g}", width, sch.cycles_per_step, addr, name=f"weights{g}")
+        words = self.weight_rom(g)
+        if self._runtime is None:
+            if luts:
+                return lookup(addr, [Const(v, width) for v in words])
+            rom = memory.Memory(shape=width, depth=sch.cycles_per_step, init=words)
+            m.submodules[f"weights{g}"] = rom
+            rport = rom.read_port()
+            m.d.comb += rport.addr.eq(addr)
+            return rport.data
+        # Both banks start with the generation's weights; bank = the address's top bit.
+        tw = len(addr)
+        padded = words + [0] * ((1 << tw) - len(words))
+        ram = memory.Memory(shape=width, depth=2 << tw, init=padded * 2)
+        m.submodules[f"weights{g}"] = ram
+        wport = ram.write_port()
+        rport = ram.read_port(domain="comb" if luts else "sync")
+        m.d.comb += [wport.addr.eq(Cat(self.wr_t, self.wr_bank)), wport.data.eq(self.wr_data[:width]),
+                     wport.en.eq(self.wr_group[n]), rport.addr.eq(Cat(addr, self.bank))]
+        return rport.data
+
+    def _group(self, m, gf: int, gk: int, tap: int, x_sel, tags, n: int):
         """PE group (gf, gk): weight ROM, dot product, chunk accumulator, pads to the
         write stage, and its scatter bank."""
         sch, q = self.schedule, self.layer_q
-        lat, CH, T = sch.latency, sch.chunks, sch.cycles_per_step
+        lat, CH = sch.latency, sch.chunks
         Lp, R, Wa = lat.issue_to_write, sch.lanes, q.accumulator_format.width
         g = sch.group_of(gf, gk)
         # The weights reach the operand registers at the end of the issue cycle
         # from a LUT ROM, or one cycle later from a block-RAM ROM (whose output
         # is registered there).
-        if sch.weights_in_luts:
-            weights = lookup(tags[0].t, [Const(v, R * q.weight_format.width) for v in self.weight_rom(g)])
-        elif self._rom_prefix is not None:  # contents in the module's text (rom_modules)
-            weights = rom_instance(m, f"{self._rom_prefix}{g}", R * q.weight_format.width, T, tags[0].t,
-                                   name=f"weights{g}")
-        else:
-            rom = memory.Memory(shape=R * q.weight_format.width, depth=T, init=self.weight_rom(g))
-            m.submodules[f"weights{g}"] = rom
-            rport = rom.read_port()
-            m.d.comb += rport.addr.eq(tags[0].t)
-            weights = rport.data
+        weights = self._weights(m, g, n, tags[0].t)
         dot = DotProduct(R, x_shape=format_shape(q.input_format), w_shape=format_shape(q.weight_format),
                          out_width=Wa, operand_stages=lat.operand, product_stages=lat.product,
                          cell=self._cell)

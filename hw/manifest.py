@@ -206,6 +206,20 @@ def _array(array: dict, where: str) -> dict:
     return parsed
 
 
+def _runtime(manifest: dict, iface: dict, where: str) -> dict:
+    """``array.weights`` ("rom", the default, or "runtime") and, for runtime weights,
+    ``interface.w_axis_tdata_width`` and ``interface.w_axis_beats``."""
+    kind = manifest["array"].get("weights", "rom")
+    if kind not in ("rom", "runtime"):
+        raise ManifestError(f"{where}: array.weights must be 'rom' or 'runtime', got {_kind(kind)}")
+    if kind == "rom":
+        return {"runtime_weights": False, "w_axis_tdata_width": None, "w_axis_beats": None}
+    return {"runtime_weights": True,
+            "w_axis_tdata_width": _int(iface.get("w_axis_tdata_width"), f"{where}: interface.w_axis_tdata_width",
+                                       1, MAX_BUS_WIDTH),
+            "w_axis_beats": _int(iface.get("w_axis_beats"), f"{where}: interface.w_axis_beats", 1, MAX_COEFFICIENT)}
+
+
 def check_manifest(manifest: Any, where: str) -> dict:
     """Check a parsed manifest against the schema; ``where`` (the file) prefixes every error.
 
@@ -213,9 +227,10 @@ def check_manifest(manifest: Any, where: str) -> dict:
     ``verilator_waivers``, ``ecp5_multiplier``, ``weights``, ``test_vectors``,
     ``activation_table`` (a table activation's table file, or None),
     ``files`` (paths, not yet resolved), ``config`` (:class:`LayerConfig`),
-    ``formats`` ({stage: FixedFormat}), ``pe_count``, ``cycles_per_step`` and
-    ``cycle_formula`` (:class:`CycleFormula` or None). Raises :class:`ManifestError`.
-    A chain's manifest (with ``stages``) is checked by
+    ``formats`` ({stage: FixedFormat}), ``pe_count``, ``cycles_per_step``,
+    ``cycle_formula`` (:class:`CycleFormula` or None), ``runtime_weights`` and, with
+    runtime weights, ``w_axis_tdata_width`` and ``w_axis_beats`` (else None).
+    Raises :class:`ManifestError`. A chain's manifest (with ``stages``) is checked by
     :func:`tconv.hw.chain_manifest.check_chain_manifest`, which adds ``stages``.
     """
     if not isinstance(manifest, dict):
@@ -264,6 +279,7 @@ def check_manifest(manifest: Any, where: str) -> dict:
             raise ManifestError(f"{where}: interface.{key} is {got}, but the layer and formats give {want}")
 
     parsed.update(_array(_object(manifest, "array", where), where))
+    parsed.update(_runtime(manifest, iface, where))
 
     perf = manifest.get("performance", {})
     if not isinstance(perf, dict):

@@ -3,8 +3,8 @@ merged and passed through the activation and the output requantization."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .dot import adder_tree
@@ -40,7 +40,11 @@ class OutputRow(wiring.Component):
     gf : int
         The filter group.
     row_bits : list of int
-        The bits of ``fl`` that select the bias (`index_bits` of the bias tables).
+        The bits of ``fl`` that select the bias (`index_bits` of the bias tables;
+        all of them with runtime weights).
+    runtime : tconv.hw.weight_stream.StreamLayout, optional
+        Runtime weights (with a bias): the bias is a two-bank RAM (distributed,
+        read in cycle 1 like the table it replaces) written by the loader.
 
     Members
     -------
@@ -53,24 +57,33 @@ class OutputRow(wiring.Component):
         emitted (an untouched word is stale and counts as zero).
     o : Out(Wo)
         The output code.
+    bank : In(1)
+        (runtime bias) The bias bank of the row, in cycle 1.
+    wr_en, wr_fl, wr_bank, wr_data : In
+        (runtime bias) The bias RAM's write port, as the loader drives it.
     """
 
-    def __init__(self, layer_q, schedule: Schedule, gf: int, row_bits: list[int]):
+    def __init__(self, layer_q, schedule: Schedule, gf: int, row_bits: list[int], *, runtime=None):
         self.layer_q, self.schedule, self.gf = layer_q, schedule, gf
         self._row_bits = list(row_bits)
+        self._runtime = runtime if runtime is not None and runtime.bias_width else None
         self._taps = len(built_tap_groups(schedule))
         self.latency = 2 + schedule.latency.merge + PostProcess.latency
         wa = layer_q.accumulator_format.width
-        super().__init__({
+        ports = {
             "words": In(data.ArrayLayout(signed(wa), self._taps)),
             "fl": In(len(row_bits)),
             "touched": In(data.ArrayLayout(1, self._taps)),
             "o": Out(layer_q.output_format.width),
-        })
+        }
+        if self._runtime is not None:
+            ports.update({"bank": In(1), "wr_en": In(1), "wr_fl": In(range(schedule.filters_per_group)),
+                          "wr_bank": In(1), "wr_data": In(self._runtime.beat_width)})
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        q, gf = self.layer_q, self.gf
+        q = self.layer_q
         af, of, Wa = q.accumulator_format, q.output_format, q.accumulator_format.width
         operands = []
         for i in range(self._taps):
@@ -81,8 +94,7 @@ class OutputRow(wiring.Component):
             m.d.sync += qv.eq(self.words[i])
             operands.append(Mux(self.touched[i], qv, 0))
         bias = Signal(signed(Wa), name="emit_bias", reset_less=True)
-        table = [Const(v, signed(Wa)) for v in select_bits(bias_table(q, self.schedule, gf), self._row_bits)]
-        m.d.sync += bias.eq(lookup(self.fl, table) if self._row_bits else table[0])
+        m.d.sync += bias.eq(self._bias(m))
         operands.append(bias)
         nr = narrowing(q.config.activation, af.frac, of, q.activation_table)
         merged_width = len(narrow(Signal(signed(Wa)), nr.acc_lo, nr.acc_hi, nr.acc_sign))
@@ -93,3 +105,21 @@ class OutputRow(wiring.Component):
         m.submodules.postprocess = post
         m.d.comb += [post.i.eq(acc), self.o.eq(post.o)]
         return m
+
+    def _bias(self, m):
+        """The aligned bias of row ``fl``: a constant table, or (runtime weights) the bias
+        RAM's word at (``fl``, ``bank``), both banks starting with the generation's codes."""
+        q, sch, Wa = self.layer_q, self.schedule, self.layer_q.accumulator_format.width
+        if self._runtime is None:
+            table = [Const(v, signed(Wa)) for v in select_bits(bias_table(q, sch, self.gf), self._row_bits)]
+            return lookup(self.fl, table) if self._row_bits else table[0]
+        wb, rw = q.bias_format.width, len(self.fl)
+        codes = [int(q.bias_codes[f]) if f < sch.filters else 0
+                 for f in (self.gf + sch.filter_groups * fl for fl in range(1 << rw))]
+        shape = signed(wb) if q.bias_format.signed else unsigned(wb)
+        ram = memory.Memory(shape=shape, depth=2 << rw, init=codes * 2)
+        m.submodules.bias = ram
+        wport, rport = ram.write_port(), ram.read_port(domain="comb")
+        m.d.comb += [wport.addr.eq(Cat(self.wr_fl, self.wr_bank)), wport.data.eq(self.wr_data[:wb]),
+                     wport.en.eq(self.wr_en), rport.addr.eq(Cat(self.fl, self.bank))]
+        return rport.data << q.bias_shift

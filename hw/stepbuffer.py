@@ -20,9 +20,10 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["StepBuffer", "step_layout"]
 
 
-def step_layout(width: int) -> data.StructLayout:
-    """Payload of one input beat: the packed channel codes and ``tlast``."""
-    return data.StructLayout({"data": width, "last": 1})
+def step_layout(width: int, bank: bool = False) -> data.StructLayout:
+    """Payload of one input beat: the packed channel codes and ``tlast`` (and with ``bank``,
+    the weight bank of the step's frame: runtime weights, `tconv.hw.weight_load`)."""
+    return data.StructLayout({"data": width, "last": 1, **({"bank": 1} if bank else {})})
 
 
 class StepBuffer(wiring.Component):
@@ -30,12 +31,12 @@ class StepBuffer(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(step_layout(width)))
+    i : In(stream.Signature(step_layout(width, bank)))
     valid : Out(1)
         A step is available (a register).
-    step : Out(step_layout(width))
+    step : Out(step_layout(width, bank))
         ``step.last`` is the oldest buffered step's ``tlast`` (a register);
-        ``step.data`` its data.
+        ``step.data`` its data (and ``step.bank`` its weight bank).
     next_last : Out(1)
         What ``step.last`` will be in the next cycle (for registers that
         combine it with other state).
@@ -49,12 +50,12 @@ class StepBuffer(wiring.Component):
     both entries are full.
     """
 
-    def __init__(self, width: int):
-        self._width = width
+    def __init__(self, width: int, *, bank: bool = False):
+        self._width, self._bank = width, bank
         super().__init__({
-            "i": In(stream.Signature(step_layout(width))),
+            "i": In(stream.Signature(step_layout(width, bank))),
             "valid": Out(1),
-            "step": Out(step_layout(width)),
+            "step": Out(step_layout(width, bank)),
             "data_d": Out(width),
             "next_last": Out(1),
             "consume": In(1),
@@ -62,7 +63,7 @@ class StepBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layout = step_layout(self._width)
+        layout = step_layout(self._width, self._bank)
         entries = [Signal(layout, name=f"entry{n}", reset_less=True) for n in range(2)]
         wp, rp, rp_d = Signal(), Signal(), Signal()
         # Queue state as registers: `valid` (the oldest entry holds a step),
@@ -79,6 +80,8 @@ class StepBuffer(wiring.Component):
             self.step.data.eq(Mux(rp, entries[1].data, entries[0].data)),
             self.data_d.eq(Mux(rp_d, entries[1].data, entries[0].data)),
         ]
+        if self._bank:
+            m.d.comb += self.step.bank.eq(Mux(rp, entries[1].bank, entries[0].bank))
         # The entry at the write pointer copies the input bus in every cycle
         # in which it is empty (`we`, a register of its own: the wide bank of
         # entry flip-flops has a clock enable straight from a flip-flop); the

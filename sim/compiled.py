@@ -44,15 +44,87 @@ class BuildError(RuntimeError):
     pass
 
 
-def testbench_text(top: str, in_width: int, out_width: int, *, waves: bool = False) -> str:
-    """sim/tb_compiled.v for one design: its top's name and tdata widths filled in."""
+_W_PORTS = ",\n    .w_axis_tdata(w_tdata), .w_axis_tvalid(w_tvalid), .w_axis_tready(w_tready), .w_axis_tlast(w_tlast)"
+_W_DECL = """  // w_axis (runtime weights). +w=FILE: one beat a line, tdata tlast gate (hex), offered once
+  // `gate` input beats were accepted; +wpat=FILE: PAT_DEPTH lines of 1 bit, stall w_axis_tvalid
+  // in that cycle; +n_w=N beats. Each w handshake is written as "W cycle tlast". With
+  // +w_rst_beat=B +w_rst_in=G +w_rst_out=O: once B w beats and G input beats were accepted and
+  // O output beats left, rst is pulsed (RESET_CYCLES); w and input beats wait for it.
+  localparam integer DW_W = @DW_W@;
+  reg [DW_W-1:0] w_tdata = {DW_W{1'b0}};
+  reg w_tvalid = 1'b0;
+  reg w_tlast = 1'b0;
+  wire w_tready;
+  reg wpat [0:PAT_DEPTH-1];
+  reg [8*4096-1:0] w_path, wpat_path;
+  integer w_fd;
+  reg [63:0] n_w = 64'd0, w_loaded = 64'd0, w_gate = 64'd0;
+  reg w_have = 1'b0, w_next_last = 1'b0;
+  reg [DW_W-1:0] w_next_data = {DW_W{1'b0}};
+  reg [63:0] w_taken = 64'd0, w_rst_beat = 64'd0, w_rst_in = 64'd0, w_rst_out = 64'd0;
+  reg w_rst_wait = 1'b0;
+  initial begin
+    w_fd = 0;
+    if ($value$plusargs("w_rst_beat=%d", w_rst_beat) && $value$plusargs("w_rst_in=%d", w_rst_in)
+        && $value$plusargs("w_rst_out=%d", w_rst_out))
+      w_rst_wait = 1'b1;
+    if ($value$plusargs("w=%s", w_path) && $value$plusargs("wpat=%s", wpat_path)
+        && $value$plusargs("n_w=%d", n_w)) begin
+      $readmemh(wpat_path, wpat);
+      w_fd = $fopen(w_path, "r");
+      if (w_fd == 0) begin
+        $display("tconv_tb: cannot open the w_axis beats");
+        $finish;
+      end
+    end
+  end
+"""
+_W_STEP = """        if (w_tvalid && w_tready) begin
+          $fwrite(out_fd, "W %0d %0d\\n", cycle, w_tlast);
+          w_have = 1'b0;
+          w_taken = w_taken + 64'd1;
+        end
+        if (w_rst_wait && w_taken == w_rst_beat && in_count == w_rst_in && out_count >= w_rst_out
+            && !s_tvalid && !(w_tvalid && !w_tready)) begin
+          $fwrite(out_fd, "Z %0d\\n", cycle);
+          w_rst_wait = 1'b0;
+          rst <= 1'b1;
+          rst_count = 3'd0;
+        end
+        if (!w_have && w_loaded < n_w) begin
+          code = $fscanf(w_fd, "%h %h %h\\n", w_next_data, w_next_last, w_gate);
+          if (code != 3) finish_with("R");
+          w_loaded = w_loaded + 64'd1;
+          w_have = 1'b1;
+        end
+        if (!(w_tvalid && !w_tready)) begin
+          if (w_have && in_count >= w_gate && !wpat[pat_i] && !(w_rst_wait && w_taken == w_rst_beat)
+              && !rst) begin
+            w_tvalid <= 1'b1;
+            w_tdata <= w_next_data;
+            w_tlast <= w_next_last;
+          end else begin
+            w_tvalid <= 1'b0;
+          end
+        end
+"""
+
+
+def testbench_text(top: str, in_width: int, out_width: int, *, waves: bool = False,
+                   w_width: int | None = None) -> str:
+    """sim/tb_compiled.v for one design: its top's name and tdata widths filled in (and, for a
+    runtime-weights design, ``w_width``: the w_axis driver)."""
     if not _IDENT.match(top):
         raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
     dump = ('    begin : dump\n      reg [8*4096-1:0] wave_path;\n'
             '      if ($value$plusargs("waves=%s", wave_path)) begin\n'
             '        $dumpfile(wave_path);\n        $dumpvars(0, tconv_tb);\n      end\n    end\n') if waves else ""
     return (TESTBENCH.read_text().replace("@TOP@", top).replace("@DW_IN@", str(int(in_width)))
-            .replace("@DW_OUT@", str(int(out_width))).replace("@WAVES@\n", dump))
+            .replace("@DW_OUT@", str(int(out_width))).replace("@WAVES@\n", dump)
+            .replace("@W_PORTS@", _W_PORTS if w_width else "")
+            .replace("@W_DECL@\n", _W_DECL.replace("@DW_W@", str(int(w_width))) if w_width else "")
+            .replace("@W_STEP@", _W_STEP if w_width else "")
+            .replace("@W_HOLD_IN@", " && !(w_rst_wait && in_count >= w_rst_in) && !rst" if w_width else ""))
 
 
 def _run_simulator(cmd, out, cwd, env) -> None:
@@ -94,7 +166,8 @@ def _build(design: GeneratedDesign, simulator: str, waves: bool, verbose: bool) 
     """Build (once per content) and return the cache folder holding the runnable simulation."""
     layer = design.layer
     text = testbench_text(design.top, layer.config.in_channels * layer.input_format.width,
-                          layer.config.filters * layer.output_format.width, waves=waves)
+                          layer.config.filters * layer.output_format.width, waves=waves,
+                          w_width=design.files.parsed["w_axis_tdata_width"])
     with tempfile.TemporaryDirectory(prefix="tconv_tb_") as stage:
         tb = Path(stage) / "tconv_tb.v"
         tb.write_text(text)
@@ -167,6 +240,33 @@ def _write_job(tmp: Path, design: GeneratedDesign, frames, expected, lengths, so
     (tmp / "pat.hex").write_text("".join(f"{int(a) | (int(b) << 1):x}\n" for a, b in table))
 
 
+def _write_weight_job(tmp: Path, design: GeneratedDesign, weight_sets, weight_pause: str, seed: int,
+                      reset=None, lengths=(), out_lengths=()) -> list[str]:
+    """The w_axis beats of ``weight_sets`` ([(beats, gate)]: a set's beats, offered once ``gate``
+    input beats were accepted; ``tlast`` on each set's last beat) and their stall table;
+    the testbench's plusargs. ``reset`` = (set, n): rst is pulsed once ``n`` beats of that
+    set were accepted (and its gate's frames have left; the gate must end a frame)."""
+    width = design.files.parsed["w_axis_tdata_width"]
+    digits = max(1, -(-width // 4))
+    lines = []
+    for beats, gate in weight_sets:
+        lines += [f"{b:0{digits}x} {int(n == len(beats) - 1)} {int(gate):x}\n" for n, b in enumerate(beats)]
+    (tmp / "w.hex").write_text("".join(lines))
+    table = pause_table(weight_pause, "none", seed + 1, PAT_DEPTH)
+    (tmp / "wpat.hex").write_text("".join(f"{int(a)}\n" for a, _ in table))
+    args = [f"+w={tmp / 'w.hex'}", f"+wpat={tmp / 'wpat.hex'}", f"+n_w={len(lines)}"]
+    if reset is not None:
+        index, n = reset
+        gate = int(weight_sets[index][1])
+        ends = list(np.cumsum(lengths))
+        if gate not in [0, *ends] or not 1 <= n < len(weight_sets[index][0]):
+            raise ValueError(f"weight_reset {reset}: the set's gate must end a frame and 1 <= n < its beats")
+        frames_before = [0, *ends].index(gate)
+        args += [f"+w_rst_beat={sum(len(b) for b, _ in weight_sets[:index]) + n}", f"+w_rst_in={gate}",
+                 f"+w_rst_out={int(sum(out_lengths[:frames_before]))}"]
+    return args
+
+
 def _children_cpu() -> float:
     """CPU seconds (user + system) of this process's finished children so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -174,7 +274,7 @@ def _children_cpu() -> float:
 
 
 def _parse(path: Path):
-    ins, outs, end = [], [], None
+    ins, outs, ws, end = [], [], [], None
     text = path.read_text() if path.is_file() else ""
     for line in text.splitlines():
         parts = line.split()
@@ -184,9 +284,32 @@ def _parse(path: Path):
             ins.append(int(parts[1]))
         elif parts[0] == "O":
             outs.append((int(parts[1]), parts[2] == "1", int(parts[3], 16)))
+        elif parts[0] == "W":
+            ws.append(int(parts[1]))
+        elif parts[0] == "Z":
+            continue  # the reset of a weight_reset run
         else:
             end = (parts[0], int(parts[1]))
-    return ins, outs, end
+    return ins, outs, ws, end
+
+
+def _expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets, reset_set=None):
+    """Which set each frame used (the contract's rule on the handshake cycles seen; a set cut
+    by rst never completes) and the model's output with that set."""
+    from tconv.hw.weight_stream import unpack_set, weight_switch, with_codes
+
+    layout = design.weights_layout()
+    ends, valid, pos = [], [], 0
+    for beats, _ in weight_sets:
+        pos += len(beats)
+        ends.append(w_cycles[pos - 1] if pos <= len(w_cycles) else None)
+        valid.append(len(beats) == layout.beats and len(valid) != reset_set)
+    starts = [ins[i] if i < len(ins) else 1 << 62 for i in np.concatenate([[0], np.cumsum(lengths)[:-1]])]
+    used = weight_switch(ends, starts, valid)
+    models = {j: with_codes(design.layer, *unpack_set(design.layer, layout, weight_sets[j][0]))
+              for j in set(used) if j >= 0}
+    return used, [want if j < 0 else design.expected_frame(f, layer=models[j])
+                  for f, want, j in zip(frames, expected, used)]
 
 
 _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design hangs (stopped at cycle {cycle})",
@@ -197,10 +320,19 @@ _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design ha
 
 
 def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.ndarray, *, seed: int,
-        source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool) -> dict:
+        source_pause: str, sink_pause: str, waves: Path | None, isolate_frames: bool, verbose: bool,
+        weight_sets=None, weight_pause: str = "none", weight_reset=None) -> dict:
     """Run the compiled testbench; the keys :func:`tconv.sim.runner.simulate` reads (as tb_layer writes them),
     and ``sim_seconds`` / ``sim_cpu_seconds``: the simulator process's wall and CPU time, start to
-    exit (the build excluded)."""
+    exit (the build excluded).
+
+    ``weight_sets`` (runtime-weights designs): ``[(beats, gate)]``, each set's beats sent on
+    w_axis once ``gate`` input beats were accepted, with ``weight_pause`` stalls on its
+    tvalid. Each frame is then checked against the model with the set the contract's rule
+    gives (`tconv.hw.weight_stream.weight_switch`), reported as ``weight_sets_used``
+    (-1: the generation's weights). ``weight_reset`` = (set, n): rst is pulsed once ``n``
+    beats of that set were accepted (after the frames before its gate have left, before
+    the next frame starts); that set is then dropped, the active one kept."""
     build_dir = _build(design, simulator, waves is not None, verbose)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     frames = [inputs[starts[i]:starts[i + 1]] for i in range(len(lengths))]
@@ -212,6 +344,9 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         _write_job(tmp, design, frames, expected, lengths, source_pause, sink_pause, seed, isolate_frames)
         args = [f"+in={tmp / 'in.hex'}", f"+out={tmp / 'out.txt'}", f"+pat={tmp / 'pat.hex'}",
                 f"+n_in={sum(lengths)}", f"+n_out={sum(out_lengths)}", f"+limit={limit}"]
+        if weight_sets:
+            args += _write_weight_job(tmp, design, weight_sets, weight_pause, seed, weight_reset, lengths,
+                                      out_lengths)
         if waves is not None:
             args.append(f"+waves={waves}")
         if simulator == "icarus":
@@ -225,12 +360,16 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
             _run_simulator(cmd, fh, tmp, env)
             sim_seconds, sim_cpu_seconds = time.perf_counter() - started, _children_cpu() - cpu
         sim_log = log.read_text(errors="replace")
-        ins, outs, end = _parse(tmp / "out.txt")
+        ins, outs, w_cycles, end = _parse(tmp / "out.txt")
     run_log = build_dir / f"run-{os.getpid()}.log"
     run_log.write_text(sim_log)
     if verbose:
         print(sim_log)
 
+    used = None
+    if design.files.parsed["runtime_weights"]:
+        used, expected = _expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets or [],
+                                             None if weight_reset is None else weight_reset[0])
     mismatches = []
     if end is None:
         mismatches.append({"problem": f"the testbench stopped without a verdict (log: {run_log})"})
@@ -267,7 +406,9 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
         out_pos += out_len
         cycles.append(None if out_len == 0 or first_in is None or out_pos > len(outs)
                       else outs[out_pos - 1][0] - first_in + 1)
-    return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs),
+    train = outs[-1][0] - ins[0] + 1 if ins and outs else None  # first input to last output handshake
+    return {"frames": len(lengths), "beats_in": len(ins), "beats_out": len(outs), "weight_sets_used": used,
+            "train_cycles": train,
             "expected_beats_out": int(sum(out_lengths)), "extra_beats": extra, "mismatches": mismatches,
             "cycles": cycles, "total_cycles": end[1] if end else 0, "log": run_log, "passed": True,
             "sim_seconds": sim_seconds, "sim_cpu_seconds": sim_cpu_seconds}

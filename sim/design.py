@@ -111,11 +111,50 @@ class GeneratedDesign:
         fmt = self.layer.output_format
         return unpack_beats(words, self.layer.config.filters, fmt.width, fmt.signed)
 
-    def expected_frame(self, codes: np.ndarray) -> np.ndarray:
-        """The model's output codes for one frame, channels_last ``(L_out, filters)``."""
-        if self.layer.config.data_format == "channels_first":
-            return self.layer.forward_int(np.asarray(codes).T).T
-        return self.layer.forward_int(codes)
+    def expected_frame(self, codes: np.ndarray, layer: Conv1DTransposeQ | None = None) -> np.ndarray:
+        """The model's output codes for one frame, channels_last ``(L_out, filters)`` (``layer``:
+        the same layer with other codes, e.g. a loaded weight set)."""
+        layer = self.layer if layer is None else layer
+        if layer.config.data_format == "channels_first":
+            return layer.forward_int(np.asarray(codes).T).T
+        return layer.forward_int(codes)
+
+    @property
+    def runtime_weights(self) -> bool:
+        """Whether the design loads weight sets over w_axis (docs/contract.md, "Runtime weights")."""
+        return self.files.parsed["runtime_weights"]
+
+    def weights_layout(self):
+        """The w_axis layout of a runtime-weights design (`tconv.hw.weight_stream.StreamLayout`),
+        checked against the manifest's ``interface.w_axis_beats`` and ``w_axis_tdata_width``."""
+        from tconv.hw.schedule import Schedule
+        from tconv.hw.weight_stream import stream_layout
+
+        if not self.runtime_weights:
+            raise ValueError(f"{self.folder}: not a runtime-weights design (array.weights is 'rom'); "
+                             "generate it with --runtime-weights")
+        layout = stream_layout(self.layer, Schedule.plan(self.layer.config, self.pe_count))
+        parsed = self.files.parsed
+        if (layout.beats, layout.beat_width) != (parsed["w_axis_beats"], parsed["w_axis_tdata_width"]):
+            raise FolderError(f"{self.folder / 'manifest.json'}: interface.w_axis_beats/w_axis_tdata_width are "
+                              f"{parsed['w_axis_beats']}/{parsed['w_axis_tdata_width']}, but the layer and "
+                              f"array give {layout.beats}/{layout.beat_width}")
+        return layout
+
+    def pack_weights(self, kernel_codes, bias_codes=None) -> list[int]:
+        """The w_axis beats of a weight set given as codes (``kernel_codes`` (kernel_size, filters,
+        in_channels) in the weight format, ``bias_codes`` (filters,) in the bias format)."""
+        from tconv.hw.weight_stream import pack_set
+
+        return pack_set(self.layer, self.weights_layout(), kernel_codes, bias_codes)
+
+    def quantize_weights(self, kernel, bias=None) -> Conv1DTransposeQ:
+        """Float weights quantized by the design's formats: the layer with those codes (its
+        ``quantization_overflows`` say what saturated)."""
+        lay = self.layer
+        return Conv1DTransposeQ(lay.config, kernel, bias if lay.config.use_bias else None,
+                                input_format=lay.input_format, weight_format=lay.weight_format,
+                                bias_format=lay.bias_format, output_format=lay.output_format)
 
     def isolation_gap(self, length: int) -> int:
         """Idle cycles to leave after the last output beat of a ``length``-step frame before

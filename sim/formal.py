@@ -171,8 +171,10 @@ def formal_verilog(design: GeneratedDesign, *, invariants: bool = True) -> str:
     layer, top = design.layer, design.top
     schedule = check_layer(layer, design.pe_count)
 
+    runtime = design.manifest["array"].get("weights") == "runtime"
+
     def elaborate(name: str, platform) -> str:
-        return layer_verilog(layer, schedule, top=top, name=name, platform=platform)[0]
+        return layer_verilog(layer, schedule, top=top, name=name, platform=platform, runtime_weights=runtime)[0]
 
     shipped = design.verilog[0].read_text()
     if elaborate(top, None) != shipped:

@@ -84,6 +84,10 @@ class SimResult:
             stalled = "" if self.formula_cycles and self.formula_cycles[0] is not None else ", stalls included"
             lines.append(f"  MAC utilization (frame 0, useful MACs / (PEs x cycles){stalled}): "
                          f"{100 * self.utilization:.1f}%")
+        used = self.extra.get("weight_sets_used")
+        if used is not None:
+            names = ["generated" if j < 0 else f"set {j}" for j in used]
+            lines.append("  weights per frame: " + ", ".join(f"{i}:{n}" for i, n in enumerate(names)))
         if self.waves:
             lines.append(f"  waveform: {self.waves}")
         return "\n".join(lines)
@@ -123,7 +127,8 @@ def random_frames(design: GeneratedDesign, lengths, seed: int = 0, kind: str = "
 def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs: np.ndarray | None = None,
              seed: int = 0, source_pause: str = "none", sink_pause: str = "none", waves: bool = False,
              isolate_frames: bool = False, verbose: bool = False, test_module: str = "tconv.sim.tb_layer",
-             job: dict | None = None, engine: str | None = None) -> SimResult:
+             job: dict | None = None, engine: str | None = None, weight_sets=None,
+             weight_pause: str = "none", weight_reset=None) -> SimResult:
     """Simulate the design in ``design_dir`` on ``simulator`` and compare with the model.
 
     ``inputs`` are the codes of all frames back to back, ``(sum(lengths),
@@ -139,6 +144,13 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     loop) or ``cocotb`` (``test_module``); by default compiled, unless a cocotb
     ``test_module`` or ``job`` is given. ``waves``: False, True (a waveform in
     the current folder, named after the top and simulator) or a path.
+
+    ``weight_sets`` (runtime-weights designs, compiled engine): ``[(beats, gate)]``, a set's
+    w_axis beats sent once ``gate`` input beats were accepted (``weight_pause``: a
+    back-pressure pattern name for w_axis_tvalid gaps); each frame is checked against the
+    model with the set the contract's rule gives, listed in ``extra["weight_sets_used"]``;
+    ``weight_reset`` = (set, n) pulses rst after ``n`` beats of that set (see
+    :func:`tconv.sim.compiled.run`).
     """
     if engine is None:
         engine = "cocotb" if (test_module != "tconv.sim.tb_layer" or job is not None) else "compiled"
@@ -146,6 +158,11 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     check_simulator(simulator, cocotb=engine == "cocotb")
     design = GeneratedDesign.load(Path(design_dir).resolve())
+    if weight_sets and not design.runtime_weights:
+        raise ValueError(f"{design.folder}: weight sets given, but the design has its weights in ROM "
+                         "(generate it with --runtime-weights)")
+    if weight_sets and engine != "compiled":
+        raise ValueError("weight sets are sent by the compiled testbench only (--engine compiled)")
     lengths = [int(n) for n in lengths]
     if not lengths or min(lengths) < 1:
         raise ValueError(f"frame lengths must be >= 1, got {lengths}")
@@ -163,7 +180,8 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     if engine == "compiled":
         return _simulate_compiled(design, simulator, lengths, inputs, seed=seed, source_pause=source_pause,
                                   sink_pause=sink_pause, waves=wave_path, isolate_frames=isolate_frames,
-                                  verbose=verbose)
+                                  verbose=verbose, weight_sets=weight_sets, weight_pause=weight_pause,
+                                  weight_reset=weight_reset)
     from cocotb_tools.runner import get_runner
 
     waves = bool(waves)
@@ -225,19 +243,22 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
 
 
 def _simulate_compiled(design, simulator, lengths, inputs, *, seed, source_pause, sink_pause, waves,
-                       isolate_frames, verbose) -> SimResult:
+                       isolate_frames, verbose, weight_sets=None, weight_pause="none",
+                       weight_reset=None) -> SimResult:
     from . import compiled
 
     try:
         res = compiled.run(design, simulator, lengths, inputs, seed=seed, source_pause=source_pause,
-                           sink_pause=sink_pause, waves=waves, isolate_frames=isolate_frames, verbose=verbose)
+                           sink_pause=sink_pause, waves=waves, isolate_frames=isolate_frames, verbose=verbose,
+                           weight_sets=weight_sets, weight_pause=weight_pause, weight_reset=weight_reset)
     except compiled.BuildError as err:
         raise RuntimeError(f"{simulator} could not build {design.top}: {_build_errors(err.args[0])}") from None
     wave_file = waves if waves is not None and waves.is_file() else None
     compare = _formula_frames(lengths, isolate_frames, source_pause, sink_pause)
     return _result(design, simulator, lengths, res, True, compare, res["log"], wave_file,
                    {"extra_beats": res["extra_beats"], "engine": "compiled", "sim_seconds": res["sim_seconds"],
-                    "sim_cpu_seconds": res["sim_cpu_seconds"]})
+                    "sim_cpu_seconds": res["sim_cpu_seconds"], "weight_sets_used": res["weight_sets_used"],
+                    "train_cycles": res["train_cycles"]})
 
 
 def _formula_frames(lengths, isolate_frames: bool, source_pause: str, sink_pause: str) -> list[bool]:

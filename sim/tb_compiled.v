@@ -48,7 +48,8 @@ module tconv_tb;
   @TOP@ dut (
     .clk(clk), .rst(rst),
     .s_axis_tdata(s_tdata), .s_axis_tvalid(s_tvalid), .s_axis_tready(s_tready), .s_axis_tlast(s_tlast),
-    .m_axis_tdata(m_tdata), .m_axis_tvalid(m_tvalid), .m_axis_tready(m_tready), .m_axis_tlast(m_tlast));
+    .m_axis_tdata(m_tdata), .m_axis_tvalid(m_tvalid), .m_axis_tready(m_tready), .m_axis_tlast(m_tlast)@W_PORTS@);
+@W_DECL@
 
   reg [1:0] pat [0:PAT_DEPTH-1];
   reg [8*4096-1:0] in_path, out_path, pat_path;
@@ -119,7 +120,7 @@ module tconv_tb;
           $fwrite(out_fd, "O %0d %0d %h\n", cycle, m_tlast, m_tdata);
           out_count = out_count + 64'd1;
         end
-        prev_stall = m_tvalid && !m_tready;
+@W_STEP@        prev_stall = m_tvalid && !m_tready;
         prev_data = m_tdata;
         prev_last = m_tlast;
         if (!have && loaded < n_in) begin
@@ -139,7 +140,7 @@ module tconv_tb;
         snk_pause = pat[pat_i][1];
         pat_i = (pat_i == PAT_DEPTH - 32'd1) ? 32'd0 : pat_i + 32'd1;
         if (!(s_tvalid && !s_tready)) begin
-          if (have && ready && !src_pause) begin
+          if (have && ready && !src_pause@W_HOLD_IN@) begin
             s_tvalid <= 1'b1;
             s_tdata <= next_data;
             s_tlast <= next_last;

@@ -561,7 +561,7 @@ def test_readme_command_synopsis_names_only_existing_options():
     block = re.search(r"```sh\n(.*?)```", _section(_text("README.md"), "## Command line"), re.S).group(1)
     command, unknown = None, []
     for line in block.splitlines():
-        m = re.match(r"tconv (\w+)", line)
+        m = re.match(r"tconv ([\w-]+)", line)
         command = m.group(1) if m else command
         options = {o for a in sub.choices[command]._actions for o in a.option_strings}
         unknown += [f"{command} {o}" for o in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", line) if o not in options]

@@ -114,3 +114,43 @@ def test_random_designs_vary():
     assert {c.padding for c in configs} == {"valid", "same"}
     assert len({pe for _, pe in drawn}) >= 6
     assert any(layer.config.in_channels > pe for layer, pe in drawn)
+
+
+RUNTIME_SEEDS = range(200, 230) if long_run() else range(200, 203)
+
+
+def _generate_runtime(root, seed: int):
+    layer, pe_count, lengths = random_design(seed)
+    generate(layer, root / f"rt{seed}", pe_count=pe_count, runtime_weights=True)
+    return root / f"rt{seed}", lengths
+
+
+@pytest.fixture(scope="module")
+def runtime_designs(tmp_path_factory):
+    """``runtime_designs(seed)``: a random layer generated with runtime weights, and frame lengths."""
+    return functools.lru_cache(maxsize=None)(
+        functools.partial(_generate_runtime, tmp_path_factory.mktemp("random_runtime_designs")))
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("seed", RUNTIME_SEEDS)
+def test_random_layer_runtime_weights(runtime_designs, seed, simulator):
+    """Random layers with runtime weights: two random sets sent at random points of a frame
+    train under random stalls on all three ports; each frame matches the model with the set
+    the contract's rule gives."""
+    require_simulator(simulator)
+    folder, lengths = runtime_designs(seed)
+    lengths = lengths + [1, 2, 1, 3]
+    design = GeneratedDesign.load(folder)
+    q, rng = design.layer, np.random.default_rng(seed)
+    sets = []
+    for _ in range(2):
+        kc = rng.integers(q.weight_format.min_code, q.weight_format.max_code, q.kernel_codes.shape, endpoint=True)
+        bc = (rng.integers(q.bias_format.min_code, q.bias_format.max_code, q.config.filters, endpoint=True)
+              if q.config.use_bias else None)
+        sets.append((design.pack_weights(kc, bc), int(rng.integers(0, sum(lengths)))))
+    res = simulate(folder, simulator, lengths=lengths, inputs=random_frames(design, lengths, seed=seed),
+                   source_pause="random", sink_pause="random", seed=seed, weight_sets=sets,
+                   weight_pause=random.Random(seed).choice(["none", "random", "bursty"]))
+    assert res.passed, f"{design.manifest['layer']} {design.manifest['formats']} " \
+                       f"pe_count={design.manifest['array']['pe_count']}: {res.summary()}"

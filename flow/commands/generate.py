@@ -37,6 +37,9 @@ def register(sub) -> None:
                    "a standard-normal batch of the layer's inputs)")
     p.add_argument("-o", "--output", required=True, metavar="OUT/", help="design folder to write")
     p.add_argument("--top", help="Verilog module name (default tconv_conv1d_transpose)")
+    p.add_argument("--runtime-weights", action="store_true",
+                   help="weights and bias in RAMs loadable at run time over w_axis (as \"array\": "
+                        "{\"weights\": \"runtime\"}); the given weights are the power-up set")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     add_keras_arguments(p, analyze=False)
     p.set_defaults(func=run)
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         imported = load_keras_layer(args.keras, args.layer, data_path=args.data, width=args.width,
                                     formats=parse_formats(args.formats, args.format))
         layer, pe_count, calibration = imported.layer, args.pe_count, imported.calibration
+        runtime = args.runtime_weights
         if not args.quiet:
             print(f"{args.keras}: layer {imported.name!r}")
             print(calibration, end="\n\n")
@@ -67,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         config_file = load_config(args.config)
         layer = config_file.quantized(*load_weights(args.weights, config_file.config))
         pe_count = config_file.pe_count
-    manifest = generate(layer, args.output, pe_count=pe_count, top=args.top)
+        runtime = args.runtime_weights or config_file.runtime_weights
+    manifest = generate(layer, args.output, pe_count=pe_count, top=args.top, runtime_weights=runtime)
     out = Path(args.output)
     arr, perf = manifest["array"], manifest["performance"]
     print(f"wrote {out / manifest['verilog'][0]} and {out / 'manifest.json'}")
@@ -88,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  activation        {act['name']} (exact)")
     print(f"  array             {arr['pe_count']} PEs, {perf['cycles_per_step']} cycles per input step")
     print(f"  cycles per frame  {perf['cycles_per_frame_formula']}")
+    if runtime:
+        iface = manifest["interface"]
+        print(f"  runtime weights   w_axis_tdata {iface['w_axis_tdata_width']} bits, "
+              f"{iface['w_axis_beats']} beats per set (tconv pack-weights)")
     if calibration is not None:
         note_default_data(calibration)
     warning = quantization_warning(layer, calibration)

@@ -33,6 +33,14 @@ def register(sub) -> None:
     p.add_argument("--isolate-frames", action="store_true",
                    help="send each frame after the previous one has left, so every frame's cycle count "
                         "can be compared with the manifest's formula (default: back to back)")
+    p.add_argument("--weights-file", action="append", metavar="W.hex",
+                   help="runtime-weights design: a weight set (tconv pack-weights) to send on w_axis; "
+                        "repeatable, sent in order")
+    p.add_argument("--load-after-frames", action="append", type=int, metavar="N",
+                   help="send the weight set of the same position once N frames were accepted (one value "
+                        "for every set, or one per --weights-file; default 0). Each frame is checked "
+                        "with the set the contract's rule gives; the report says which")
+    p.add_argument("--weight-pause", choices=patterns, default="none", help="w_axis_tvalid gaps (default none)")
     p.add_argument("--waves", action="store_true", help="write a waveform (FST on Icarus, VCD on Verilator) "
                    "into the current folder, or to --wave-file")
     p.add_argument("--wave-file", metavar="PATH", help="where --waves writes the waveform (implies --waves)")
@@ -113,12 +121,40 @@ def _sim_inputs(args, design):
     return rng.integers(fmt.min_code, fmt.max_code + 1, (sum(lengths), design.layer.config.in_channels)), lengths
 
 
+def _weight_sets(args, design, lengths) -> list | None:
+    """``[(beats, gate)]`` of --weights-file/--load-after-frames: gate = the input beats of the first N frames."""
+    from tconv.hw.weight_stream import read_hex_set
+
+    files, points = args.weights_file or [], args.load_after_frames or []
+    if not files:
+        if points:
+            raise ValueError("--load-after-frames needs --weights-file")
+        return None
+    if not design.runtime_weights:
+        raise ValueError(f"{args.design}: --weights-file needs a runtime-weights design (array.weights is 'rom'; "
+                         "generate with --runtime-weights)")
+    if args.engine != "compiled":
+        raise ValueError("--weights-file works with --engine compiled only")
+    if len(points) not in (0, 1, len(files)):
+        raise ValueError(f"--load-after-frames: give one value, or one per --weights-file ({len(files)}), "
+                         f"got {len(points)}")
+    points = points * len(files) if len(points) == 1 else (points or [0] * len(files))
+    width = design.weights_layout().beat_width
+    sets = []
+    for path, n in zip(files, points):
+        if not 0 <= n <= len(lengths):
+            raise ValueError(f"--load-after-frames {n}: must be from 0 to the number of frames ({len(lengths)})")
+        sets.append((read_hex_set(path, width), int(sum(lengths[:n]))))
+    return sets
+
+
 def run(args: argparse.Namespace) -> int:
     from tconv.sim.runner import simulate
     from tconv.sim.tools import SimulatorMissing
 
     design = _load_design(args.design)
     inputs, lengths = _sim_inputs(args, design)
+    weight_sets = _weight_sets(args, design, lengths)
     if not args.quiet:
         print(f"simulating {design.top} on {args.simulator}: {len(lengths)} frame(s), "
               f"{sum(lengths)} input steps ...", file=sys.stderr)
@@ -126,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         result = simulate(design.folder, args.simulator, lengths=lengths, inputs=inputs, seed=args.seed,
                           source_pause=args.source_pause, sink_pause=args.sink_pause,
                           waves=args.wave_file or args.waves, isolate_frames=args.isolate_frames,
-                          verbose=args.verbose, engine=args.engine)
+                          verbose=args.verbose, engine=args.engine, weight_sets=weight_sets,
+                          weight_pause=args.weight_pause)
     except SimulatorMissing as err:
         raise ValueError(str(err)) from None
     except RuntimeError as err:
