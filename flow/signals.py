@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 __all__ = ["Terminated", "handle_signals", "stopped", "end_descendants", "descendants", "SIGNALS"]
 
@@ -189,6 +190,7 @@ def stopped(err: KeyboardInterrupt, prog: str = "tconv") -> int:
     _ignore_further()
     signum = getattr(err, "signum", signal.SIGINT)
     end_descendants()
+    _quiet_unfinished_elaboration()
     if signum == signal.SIGINT:
         message = f"{prog}: interrupted"
     else:
@@ -204,6 +206,15 @@ def stopped(err: KeyboardInterrupt, prog: str = "tconv") -> int:
     except (OSError, ValueError, AttributeError):
         _to_devnull(sys.stdout)
     return 128 + signum
+
+
+def _quiet_unfinished_elaboration() -> None:
+    """An interrupted elaboration leaves Amaranth objects that were never used; their
+    'UnusedElaboratable' warnings at exit would follow (and bury) the one-line message."""
+    amaranth_ir = sys.modules.get("amaranth.hdl._ir")
+    category = getattr(amaranth_ir, "UnusedElaboratable", None)
+    if category is not None:
+        warnings.filterwarnings("ignore", category=category)
 
 
 def _to_devnull(stream) -> None:

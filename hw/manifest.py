@@ -240,7 +240,9 @@ def check_manifest(manifest: Any, where: str) -> dict:
         raise ManifestError(f"{where}: top: must be a Verilog module name (letters, digits, '_'), got {_kind(top)}")
     if "stages" in manifest:  # a layer chain (docs/contract.md, "Layer chains")
         from .chain_manifest import check_chain_manifest
-        return check_chain_manifest(manifest, where)
+        # A chain's weights are baked in (runtime weights are refused with --layers).
+        return {**check_chain_manifest(manifest, where),
+                "runtime_weights": False, "w_axis_tdata_width": None, "w_axis_beats": None}
     parsed: dict[str, Any] = {"top": top}
     parsed["verilog"] = _path_list(manifest.get("verilog"), f"{where}: verilog", suffixes=(".v", ".sv"))
     if "verilog_ecp5" in manifest:
