@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .dot import DotProduct
 from .issue import bank_address_width, built_tap_groups, issue_tag_layout
 from .lookup import lookup
 from .pipeline import delay
+from .ram import BlockRam
 from .scatter import ScatterBank
 from .schedule import Schedule
 
@@ -119,19 +120,19 @@ class MacArray(wiring.Component):
         g = sch.group_of(gf, gk)
         words = self.weight_rom(g)
         # The weights reach the operand registers at the end of the issue cycle
-        # from a LUT ROM, or one cycle later from a block-RAM ROM (whose output
-        # is registered there).
+        # from a LUT ROM, or from a block-RAM ROM whose read data is registered
+        # (the RAM's output register on the ECP5), as the first operand register
+        # of the weights: the step's data passes its own first operand register then.
         if sch.weights_in_luts:
             weights = lookup(tags[0].t, [Const(v, R * q.weight_format.width) for v in words])
         else:
-            rom = memory.Memory(shape=R * q.weight_format.width, depth=T, init=words)
+            rom = BlockRam(width=R * q.weight_format.width, depth=T, init=words, registered=True)
             m.submodules[f"weights{g}"] = rom
-            rport = rom.read_port()
-            m.d.comb += rport.addr.eq(tags[0].t)
-            weights = rport.data
+            m.d.comb += rom.r_addr[0].eq(tags[0].t)
+            weights = rom.r_data[0]
         dot = DotProduct(R, x_shape=format_shape(q.input_format), w_shape=format_shape(q.weight_format),
                          out_width=Wa, operand_stages=lat.operand, product_stages=lat.product,
-                         cell=self._cell)
+                         cell=self._cell, w_registered=0 if sch.weights_in_luts else 1)
         m.submodules[f"dot{g}"] = dot
         m.d.comb += [dot.x.eq(x_sel), dot.w.eq(weights)]
         partial = dot.o
