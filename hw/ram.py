@@ -190,7 +190,7 @@ class BlockRam(wiring.Component):
                 name = f"ebr{n}_b{b}_s{s}"
                 wa, ra = Signal(cab, name=f"{name}_wa"), Signal(cab, name=f"{name}_ra")
                 m.d.comb += [wa.eq(self.w_addr[:cab] if self.write else 0), ra.eq(self.r_addr[n][:cab])]
-                m.submodules[name] = self._cell(plan, words, wa, ra, di, we, do)
+                m.submodules[name] = self._cell(plan, words, wa, ra, di[:hi - lo], we, do)
                 bank_out.append(do[:hi - lo])
             outs.append(bank_out)
         if plan.banks == 1:
@@ -229,12 +229,18 @@ class BlockRam(wiring.Component):
         ad_a = Cat(Const(2 ** byte_enables - 1, byte_enables), Const(0, low_bits - byte_enables), wa,
                    Const(0, 14 - low_bits - len(wa)))
         ad_b = Cat(Const(0, low_bits), ra, Const(0, 14 - low_bits - len(ra)))
+        # Pins whose value never matters stay unconnected, so that place-and-route has no
+        # constant to bring to them: a ROM's whole write side, data bits past the word,
+        # port B's data inputs (it never writes).
         for k in range(14):
-            ports[f"i_ADA{k}"] = ad_a[k]
+            if self.write:
+                ports[f"i_ADA{k}"] = ad_a[k]
             ports[f"i_ADB{k}"] = ad_b[k]
         for k in range(18):
-            ports[f"i_DIA{k}"] = di[k]
-            ports[f"i_DIB{k}"] = di[18 + k] if pw == 36 else 0
+            if self.write and k < len(di):
+                ports[f"i_DIA{k}"] = di[k]
+            if self.write and pw == 36 and 18 + k < len(di):
+                ports[f"i_DIB{k}"] = di[18 + k]
             ports[f"o_DOB{k}"] = do[18 + k] if pw == 36 else do[k]
             if pw == 36:
                 ports[f"o_DOA{k}"] = do[k]
