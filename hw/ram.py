@@ -8,8 +8,9 @@ It elaborates two ways, with the same ports and the same cycle timing:
 - portable (any platform but ``"ecp5"``): an `amaranth.lib.memory.Memory`, and a
   flip-flop behind each read port when ``registered``. Vendor tools that absorb
   that flip-flop into the RAM's output register (Vivado, Quartus) do so.
-- ``platform == "ecp5"`` (and more than ``LUT_RAM_DEPTH`` words): DP16KD instances (`ecp5_plan` says which and how),
-  with the read data's register as the DP16KD's own output register
+- ``platform == "ecp5"`` (and more than ``LUT_RAM_DEPTH`` words): DP16KD instances
+  (`ecp5_plan` says which and how), with the read data's register as the DP16KD's
+  own output register
   (``REGMODE = "OUTREG"``). Yosys' ``synth_ecp5`` never switches that register
   on when it infers a RAM, and without it the RAM's clock-to-out (about 4.3 ns
   at speed 8) starts the paths behind it; with it, they start at a register.
@@ -17,7 +18,9 @@ It elaborates two ways, with the same ports and the same cycle timing:
 The mapping is a function of the memory's shape and ports only (`ecp5_plan`),
 so any memory the design grows (a write port on a weight RAM, more read ports)
 maps the same way: one copy of the RAM per read port, the write port (if any)
-writing every copy.
+writing every copy. A read of a word in the cycle it is written returns undefined
+data on the ECP5 (the old word in the models and the portable form); tconv's
+designs never depend on it.
 """
 
 from __future__ import annotations
