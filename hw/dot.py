@@ -71,6 +71,10 @@ class DotProduct(wiring.Component):
         Signed width of the sum; the caller guarantees it holds every sum.
     operand_stages, product_stages : int
         Registers in front of and behind each multiplier (at least 1 each).
+    w_registered : int
+        Of the operand registers, how many the weights have passed already
+        (a block-RAM weight ROM's registered read data is the first), so that
+        ``w`` arrives that many cycles after ``x``'s cycle and only ``x`` passes them here.
     cell : MultiplierCell, optional
         Multiply through instances of this Verilog module (`tconv.hw.multiplier`),
         which holds the last operand register and the first product register.
@@ -88,9 +92,12 @@ class DotProduct(wiring.Component):
     """
 
     def __init__(self, lanes: int, *, x_shape: Shape, w_shape: Shape, out_width: int,
-                 operand_stages: int = 2, product_stages: int = 1, cell=None):
+                 operand_stages: int = 2, product_stages: int = 1, cell=None, w_registered: int = 0):
         if operand_stages < 1 or product_stages < 1:
             raise ValueError("a multiplier needs at least one operand and one product register")
+        if not 0 <= w_registered <= operand_stages - (cell is not None):
+            raise ValueError(f"w_registered must be 0..{operand_stages - (cell is not None)}, got {w_registered}")
+        self._w_registered = w_registered
         self.lanes = lanes
         self._cell = cell
         self._x_shape = Shape.cast(x_shape)
@@ -116,9 +123,12 @@ class DotProduct(wiring.Component):
             xr, wr = self.x[r], self.w[r]
             for n in range(self._operand_stages - inside):
                 xn = Signal(self._x_shape, name=f"x{r}_{n}", reset_less=True)
-                wn = Signal(self._w_shape, name=f"w{r}_{n}", reset_less=True)
-                m.d.sync += [xn.eq(xr), wn.eq(wr)]
-                xr, wr = xn, wn
+                m.d.sync += xn.eq(xr)
+                xr = xn
+                if n >= self._w_registered:
+                    wn = Signal(self._w_shape, name=f"w{r}_{n}", reset_less=True)
+                    m.d.sync += wn.eq(wr)
+                    wr = wn
             if cell is not None:
                 a, b = Signal(cell.a_shape, name=f"a{r}"), Signal(cell.b_shape, name=f"b{r}")
                 # Kept (`keep`) so that Yosys names the product's bits after it:

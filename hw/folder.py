@@ -176,6 +176,14 @@ class DesignFolder:
         return [self._verilog(v, f"verilog[{i}]") for i, v in enumerate(self.parsed["verilog"])]
 
     @functools.cached_property  # the text check reads every file once per load
+    def verilog_ecp5(self) -> list[Path] | None:
+        """The ECP5 source list (``verilog_ecp5``), in order, each checked; None when the manifest has none."""
+        rels = self.parsed.get("verilog_ecp5")
+        if rels is None:
+            return None
+        return [self._verilog(v, f"verilog_ecp5[{i}]") for i, v in enumerate(rels)]
+
+    @functools.cached_property  # the text check reads every file once per load
     def ecp5_multiplier(self) -> Path | None:
         """The ECP5 form of the multiplier cell, or None."""
         rel = self.parsed["ecp5_multiplier"]
@@ -281,7 +289,8 @@ def _previous_files(out: Path) -> set[str] | None:
             names = [check_relative_path(v, f"{where}: files[{i}]") for i, v in enumerate(manifest["files"])]
         else:  # a manifest of tconv before 0.2 lists no files: its own keys name them
             parsed = check_manifest(manifest, where)
-            names = [*parsed["verilog"], parsed["verilator_waivers"], parsed["ecp5_multiplier"],
+            names = [*parsed["verilog"], *parsed.get("verilog_ecp5", []), parsed["verilator_waivers"],
+                     parsed["ecp5_multiplier"],
                      parsed["weights"], parsed["test_vectors"]]
     except ManifestError as err:
         raise FolderError(f"{err}; tconv cannot tell which files it wrote there, so it changes none: "

@@ -18,6 +18,7 @@ from .dot import DotProduct
 from .issue import bank_address_width, built_tap_groups, issue_tag_layout
 from .lookup import lookup
 from .pipeline import delay
+from .ram import BlockRam
 from .rom import RomModule, pack_words, rom_instance
 from .scatter import ScatterBank
 from .schedule import Schedule
@@ -147,34 +148,40 @@ class MacArray(wiring.Component):
 
     def _weights(self, m, g: int, n: int, addr):
         """Group ``g``'s weight word for item ``addr`` (a ROM), or for item ``addr`` of bank
-        ``bank`` (a two-bank RAM written by the loader; ``n``: its write enable bit). From LUTs
-        the word is there in the issue cycle, from block RAM one cycle later (the RAM's output
-        register)."""
+        ``bank`` (a two-bank RAM written by the loader; ``n``: its write enable bit), and how
+        many of the dot product's operand registers it has passed: from LUTs the word is
+        there in the issue cycle (0), from block RAM two cycles later, its read data
+        registered behind the RAM (1: that register is the first operand register)."""
         sch, q = self.schedule, self.layer_q
         width = sch.lanes * q.weight_format.width
         luts = sch.weights_in_luts
-        if self._runtime is None and self._rom_prefix is not None and not luts:
+        if self._runtime is None and luts:
+            return lookup(addr, [Const(v, width) for v in self.weight_rom(g)]), 0
+        if self._runtime is None and self._rom_prefix is not None:
             # contents in the module's text (weight_rom_modules), not elaborated here
-            return rom_instance(m, f"{self._rom_prefix}{g}", width, sch.cycles_per_step, addr, name=f"weights{g}")
+            return rom_instance(m, f"{self._rom_prefix}{g}", width, sch.cycles_per_step, addr,
+                                name=f"weights{g}"), 1
         words = self.weight_rom(g)
         if self._runtime is None:
-            if luts:
-                return lookup(addr, [Const(v, width) for v in words])
-            rom = memory.Memory(shape=width, depth=sch.cycles_per_step, init=words)
+            rom = BlockRam(width=width, depth=sch.cycles_per_step, init=words, registered=True)
             m.submodules[f"weights{g}"] = rom
-            rport = rom.read_port()
-            m.d.comb += rport.addr.eq(addr)
-            return rport.data
+            m.d.comb += rom.r_addr[0].eq(addr)
+            return rom.r_data[0], 1
         # Both banks start with the generation's weights; bank = the address's top bit.
         tw = len(addr)
         padded = words + [0] * ((1 << tw) - len(words))
-        ram = memory.Memory(shape=width, depth=2 << tw, init=padded * 2)
+        if luts:  # LUT RAM, read in the issue cycle
+            ram = memory.Memory(shape=width, depth=2 << tw, init=padded * 2)
+            m.submodules[f"weights{g}"] = ram
+            wport, rport = ram.write_port(), ram.read_port(domain="comb")
+            m.d.comb += [wport.addr.eq(Cat(self.wr_t, self.wr_bank)), wport.data.eq(self.wr_data[:width]),
+                         wport.en.eq(self.wr_group[n]), rport.addr.eq(Cat(addr, self.bank))]
+            return rport.data, 0
+        ram = BlockRam(width=width, depth=2 << tw, init=padded * 2, write=True, registered=True)
         m.submodules[f"weights{g}"] = ram
-        wport = ram.write_port()
-        rport = ram.read_port(domain="comb" if luts else "sync")
-        m.d.comb += [wport.addr.eq(Cat(self.wr_t, self.wr_bank)), wport.data.eq(self.wr_data[:width]),
-                     wport.en.eq(self.wr_group[n]), rport.addr.eq(Cat(addr, self.bank))]
-        return rport.data
+        m.d.comb += [ram.w_addr.eq(Cat(self.wr_t, self.wr_bank)), ram.w_data.eq(self.wr_data[:width]),
+                     ram.w_en.eq(self.wr_group[n]), ram.r_addr[0].eq(Cat(addr, self.bank))]
+        return ram.r_data[0], 1
 
     def _group(self, m, gf: int, gk: int, tap: int, x_sel, tags, n: int):
         """PE group (gf, gk): weight ROM, dot product, chunk accumulator, pads to the
@@ -184,12 +191,13 @@ class MacArray(wiring.Component):
         Lp, R, Wa = lat.issue_to_write, sch.lanes, q.accumulator_format.width
         g = sch.group_of(gf, gk)
         # The weights reach the operand registers at the end of the issue cycle
-        # from a LUT ROM, or one cycle later from a block-RAM ROM (whose output
-        # is registered there).
-        weights = self._weights(m, g, n, tags[0].t)
+        # from a LUT ROM, or from a block-RAM ROM whose read data is registered
+        # (the RAM's output register on the ECP5) as the first operand register
+        # of the weights: the step's data passes its own first operand register then.
+        weights, w_registered = self._weights(m, g, n, tags[0].t)
         dot = DotProduct(R, x_shape=format_shape(q.input_format), w_shape=format_shape(q.weight_format),
                          out_width=Wa, operand_stages=lat.operand, product_stages=lat.product,
-                         cell=self._cell)
+                         cell=self._cell, w_registered=w_registered)
         m.submodules[f"dot{g}"] = dot
         m.d.comb += [dot.x.eq(x_sel), dot.w.eq(weights)]
         partial = dot.o

@@ -28,8 +28,8 @@ def bias_table(layer_q, sch: Schedule, gf: int) -> list[int]:
 class OutputRow(wiring.Component):
     """Output code of filter ``gf + filter_groups * fl`` at an emitted position.
 
-    Timing (cycle 0 is the emitter's read): ``words`` (the banks' read data)
-    and ``fl`` in cycle 1, ``touched`` in cycle 2, ``o`` in cycle ``latency`` =
+    Timing (cycle 0 is the emitter's read): ``fl`` in cycle 1, ``words`` (the
+    banks' read data, registered behind the RAMs) and ``touched`` in cycle 2, ``o`` in cycle ``latency`` =
     2 + ``schedule.latency.merge`` (the merge tree) + 3 (`PostProcess`: activation and
     requantization, or the activation's table).
 
@@ -49,7 +49,7 @@ class OutputRow(wiring.Component):
     Members
     -------
     words : In(ArrayLayout(signed(Wa), built tap groups))
-        The group's bank words at the position (read data of the banks).
+        The group's bank words at the position (registered read data of the banks).
     fl : In(len(row_bits))
         The filter row's ``row_bits``.
     touched : In(ArrayLayout(1, built tap groups))
@@ -87,12 +87,9 @@ class OutputRow(wiring.Component):
         af, of, Wa = q.accumulator_format, q.output_format, q.accumulator_format.width
         operands = []
         for i in range(self._taps):
-            # The bank's read data is registered as it is (a block RAM's
-            # output register can hold it); a word the frame never touched
-            # is masked one stage later, inside the first adder.
-            qv = Signal(signed(Wa), name=f"emit_q{i}", reset_less=True)
-            m.d.sync += qv.eq(self.words[i])
-            operands.append(Mux(self.touched[i], qv, 0))
+            # The bank's read data arrives registered (ScatterBank); a word the
+            # frame never touched is masked inside the first adder.
+            operands.append(Mux(self.touched[i], self.words[i], 0))
         bias = Signal(signed(Wa), name="emit_bias", reset_less=True)
         m.d.sync += bias.eq(self._bias(m))
         operands.append(bias)

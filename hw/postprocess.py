@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tconv.model.fixed_activations import (
@@ -33,6 +33,7 @@ from tconv.model.fixed_activations import (
 )
 
 from .lookup import lookup
+from .ram import BlockRam
 
 __all__ = ["LUT_TABLE_ENTRIES", "table_codes", "Activation", "PostProcess", "Requantize", "activation_width", "check_activation", "Narrowing",
            "narrowing", "narrow"]
@@ -449,20 +450,19 @@ class PostProcess(wiring.Component):
     def _rom(self, m, index, codes: list[int]):
         """``codes[index]`` two registers after ``index`` (a value of stage 0).
 
-        A table of more than ``LUT_TABLE_ENTRIES`` entries is block RAM: its read port
-        registers the address's entry (stage 1) and a plain register takes the read data
-        as it is (stage 2: the RAM's own output register can hold it, which keeps the
-        RAM's slow clock-to-out off every logic path). A smaller one is a LUT ROM (a mux
-        tree) between a registered index (stage 1) and the code register (stage 2).
+        A table of more than ``LUT_TABLE_ENTRIES`` entries is a `BlockRam` with registered
+        read data: its read port registers the address's entry (stage 1) and a register
+        takes the read data as it is (stage 2: the RAM's own output register on the
+        ECP5, which keeps the RAM's slow clock-to-out off every logic path). A smaller
+        one is a LUT ROM (a mux tree) between a registered index (stage 1) and the code
+        register (stage 2).
         """
         width = self._fmt.width
-        code = Signal(width, name="table_code", reset_less=True)
         if self._table.size > LUT_TABLE_ENTRIES:
-            m.submodules.table_rom = rom = memory.Memory(shape=width, depth=len(codes), init=codes)
-            port = rom.read_port()
-            m.d.comb += port.addr.eq(index)
-            m.d.sync += code.eq(port.data)
-            return code
+            m.submodules.table_rom = rom = BlockRam(width=width, depth=len(codes), init=codes, registered=True)
+            m.d.comb += rom.r_addr[0].eq(index)
+            return rom.r_data[0]
+        code = Signal(width, name="table_code", reset_less=True)
         held = Signal(len(index), name="table_index", reset_less=True)
         m.d.sync += [held.eq(index), code.eq(lookup(held, [Const(c, width) for c in codes]) if len(codes) > 1
                                               else codes[0])]

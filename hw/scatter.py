@@ -15,8 +15,10 @@ emitter.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .ram import BlockRam
 
 __all__ = ["ScatterBank"]
 
@@ -42,7 +44,8 @@ class ScatterBank(wiring.Component):
     partial : In(signed(width))
         The value to add (or to store, for a first update).
     em_addr : In
-        Emitter read address; ``em_data`` holds the word one cycle later.
+        Emitter read address; ``em_data`` holds the word two cycles later
+        (the read data registered behind the RAM).
     em_data : Out(signed(width))
     """
 
@@ -66,14 +69,12 @@ class ScatterBank(wiring.Component):
         m = Module()
         # Reads never depend on a write to the same word in the same cycle
         # (those are forwarded), so the memory is marked `no_rw_check`: Yosys
-        # then maps it to block RAM without collision-emulation logic after the
-        # read ports (the RAM's data output, slow without an output register,
-        # feeds flip-flops directly).
-        m.submodules.mem = mem = memory.Memory(shape=signed(self.width), depth=self.depth,
-                                               init=self._init, attrs={"no_rw_check": 1})
-        wport = mem.write_port()
-        rport = mem.read_port()
-        eport = mem.read_port()
+        # then maps the portable form to block RAM without collision-emulation
+        # logic after the read ports. Both reads are registered behind the RAM
+        # (its output register on the ECP5), the update's as the read stage's
+        # register, the emitter's for the output rows.
+        m.submodules.mem = mem = BlockRam(width=self.width, depth=self.depth, init=self._init, reads=2,
+                                          write=True, registered=True, attrs={"no_rw_check": 1})
         aw = len(self.addr)
         W = signed(self.width)
 
@@ -83,7 +84,7 @@ class ScatterBank(wiring.Component):
         valid_b, first_b, addr_b = Signal(), Signal(reset_less=True), Signal(aw, reset_less=True)
         valid_c, first_c, addr_c = Signal(), Signal(reset_less=True), Signal(aw, reset_less=True)
         valid_w, addr_w = Signal(), Signal(aw, reset_less=True)
-        m.d.comb += rport.addr.eq(self.addr)
+        m.d.comb += mem.r_addr[0].eq(self.addr)
         m.d.sync += [
             valid_b.eq(self.valid), first_b.eq(self.first), addr_b.eq(self.addr),
             valid_c.eq(valid_b), first_c.eq(first_b), addr_c.eq(addr_b),
@@ -102,26 +103,26 @@ class ScatterBank(wiring.Component):
             hit_e2.eq(valid_w & (addr_w == addr_b)),
             hit_e3.eq(wr1_valid & (wr1_addr == addr_b)),
         ]
-        # Stage c: merge the RAM word with those two writes (now wr1 and wr2);
-        # the write of cycle e-1 (now in stage w) is checked for stage w.
-        rdata = Signal(W, reset_less=True)
+        # Stage c: merge the RAM word (registered behind the RAM) with those two
+        # writes (now wr1 and wr2); the write of cycle e-1 (now in stage w) is
+        # checked for stage w.
+        rdata = mem.r_data[0].as_signed()
         pre = Signal(W, reset_less=True)
         hit_e1 = Signal(reset_less=True)
         m.d.sync += [
-            rdata.eq(rport.data),
             pre.eq(Mux(first_c, 0, Mux(hit_e2, wr1_data, Mux(hit_e3, wr2_data, rdata)))),
             hit_e1.eq(valid_w & (addr_w == addr_c) & ~first_c),
         ]
         # Stage w: add and write.
         m.d.comb += [
             total.eq(Mux(hit_e1, wr1_data, pre) + self.partial),
-            wport.addr.eq(addr_w),
-            wport.data.eq(total),
-            wport.en.eq(valid_w),
+            mem.w_addr.eq(addr_w),
+            mem.w_data.eq(total),
+            mem.w_en.eq(valid_w),
         ]
         m.d.sync += [
             wr1_valid.eq(valid_w), wr1_addr.eq(addr_w), wr1_data.eq(total),
             wr2_valid.eq(wr1_valid), wr2_addr.eq(wr1_addr), wr2_data.eq(wr1_data),
         ]
-        m.d.comb += [eport.addr.eq(self.em_addr), self.em_data.eq(eport.data)]
+        m.d.comb += [mem.r_addr[1].eq(self.em_addr), self.em_data.eq(mem.r_data[1])]
         return m

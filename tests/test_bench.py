@@ -47,8 +47,9 @@ def test_tables_render_from_results():
         "layers": [{"name": "odd-stride", "pe_count": 64, "L": 64, "cycles": 332, "formula_cycles": 332,
                     "useful_macs": 20352, "utilization": 0.958, "zero_insertion_utilization": 0.331,
                     "subkernel_utilization": 0.828, "cycles_per_step": 5, "bit_exact": True}],
-        "fpga": [{"device": "LFE5U-85F", "speed": 8, "pe_count": 64, "layer": "keras-doc", "fmax_mhz": 200.0,
-                  "lut4": 1, "ff": 2, "mult18": 64, "ebr": 3, "seed": 1}],
+        "fpga": [{"device": "LFE5U-85F", "sources": src, "speed": 8, "pe_count": 64, "layer": "keras-doc",
+                  "fmax_mhz": f, "lut4": 1, "ff": 2, "mult18": 64, "ebr": 3, "seed": 1}
+                 for src, f in (("ecp5", 200.0), ("portable", 171.0))],
     }
     results["activation"] = [
         {"layer": "keras-doc", "activation": act, "pe_count": 64, "table_entries": n, "cycles": 1970,
@@ -57,6 +58,7 @@ def test_tables_render_from_results():
         for act, n, f, e in (("linear", None, 190.0, 17), (bench.TABLE_ACTIVATION, 7808, 185.5, 25))]
     text = bench.to_text(results)
     assert "95.8%" in text and "odd-stride" in text and "LFE5U-85F" in text
+    assert "portable" in text and "171.0" in text and "GOPS per DSP" in text
     assert f"Table activation (keras-doc, {bench.TABLE_ACTIVATION} against linear)" in text
     assert "7808" in text and "185.5" in text and "97.5%" in text
     md = bench.to_markdown(results)

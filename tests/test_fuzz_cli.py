@@ -262,7 +262,7 @@ MANIFEST_PATHS = [("top",), ("verilog",), ("layer",), ("formats",), ("interface"
                   ("formats", "input"), ("formats", "weight"), ("formats", "output"),
                   ("performance", "cycles_per_frame"), ("performance", "cycles_per_frame", "per_step"),
                   ("performance", "cycles_per_frame", "short_frames"), ("array", "cycles_per_step"),
-                  ("verilator_waivers",), ("files",), ("array", "multiplier_cell", "ecp5_verilog"),
+                  ("verilator_waivers",), ("files",), ("array", "multiplier_cell", "ecp5_verilog"), ("verilog_ecp5",),
                   ("interface", "s_axis_tdata_width")]
 
 

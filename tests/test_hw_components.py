@@ -169,7 +169,7 @@ def test_scatter_bank_read_modify_write_with_forwarding():
             await ctx.tick()
         for a, v in mem.items():
             ctx.set(dut.em_addr, a)
-            await ctx.tick()
+            await ctx.tick().repeat(2)  # the read data is registered behind the RAM
             assert ctx.get(dut.em_data) == v, (a, ctx.get(dut.em_data), v)
 
     _run(dut, bench)
@@ -436,9 +436,9 @@ def test_output_row_matches_the_model(kwargs, pe_count, act):
         for cycle in range(n + dut.latency + 1):
             j1, j2 = cycle - 1, cycle - 2  # the rows read 1 and 2 cycles ago
             if 0 <= j1 < n:
-                ctx.set(dut.words, [int(v) for v in words[j1]])
                 ctx.set(dut.fl, sum(((int(fls[j1]) >> b) & 1) << k for k, b in enumerate(row_bits)))
-            if 0 <= j2 < n:
+            if 0 <= j2 < n:  # the banks' registered read data and the touched flags
+                ctx.set(dut.words, [int(v) for v in words[j2]])
                 ctx.set(dut.touched, [int(v) for v in touched[j2]])
             if 0 <= cycle - dut.latency < n:
                 got.append(ctx.get(dut.o))

@@ -8,6 +8,7 @@ manifest's formula) and frames back to back under back-pressure on both ports.
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 import pytest
@@ -170,33 +171,24 @@ def test_one_lsb_weight_error_is_caught(designs, simulator):
     assert first["filter"] == 0  # the corrupted weight belongs to filter 0
 
 
-def _ecp5_variant(folder, out):
-    """A copy of ``folder`` whose multiplier cell is the ECP5 one (MULT18X18D with its
-    registers, as ``tconv synth`` reads it) over a behavioural MULT18X18D model."""
-    import json
-    import shutil
-
-    from tconv.hw.multiplier import ECP5_MULT18X18D_MODEL, GENERIC_BEGIN, GENERIC_END
-
-    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("sim_build"))
-    manifest = json.loads((out / "manifest.json").read_text())
-    top_v = out / manifest["verilog"][0]
-    text = top_v.read_text()
-    begin, end = text.index(GENERIC_BEGIN), text.index(GENERIC_END) + len(GENERIC_END)
-    top_v.write_text(text[:begin] + text[end:])
-    (out / "mult18x18d_model.v").write_text(ECP5_MULT18X18D_MODEL)
-    manifest["verilog"] += [manifest["array"]["multiplier_cell"]["ecp5_verilog"], "mult18x18d_model.v"]
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out
-
-
 @pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("name", ["s3-k5-same-odd", "channels-first-unsigned-in"])
-def test_ecp5_multiplier_cell_matches_model(designs, tmp_path, name, simulator):
-    """The MULT18X18D form of the multiplier cell computes the same bits with the
-    same timing (signed and unsigned operands)."""
+@pytest.mark.parametrize("name", ["s3-k5-same-odd", "channels-first-unsigned-in", "npow2-chunks5-uneven-taps"])
+def test_verilog_ecp5_matches_model(designs, tmp_path, name, simulator):
+    """The ECP5 sources (manifest verilog_ecp5: DP16KD block RAM with output registers,
+    MULT18X18D multipliers, over the behavioural models of sim/ecp5_cells.v) compute the
+    same bits with the same timing: block-RAM weight ROMs and scatter banks, signed and
+    unsigned operands, several PE groups; frames isolated (the cycle formula) and back
+    to back under back-pressure."""
+    from tconv.sim.ecp5 import ecp5_variant
+
     _require(simulator)
-    folder = _ecp5_variant(designs(name), tmp_path / "ecp5")
+    source = designs(name)
+    manifest = json.loads((source / "manifest.json").read_text())
+    ecp5_top = (source / manifest["verilog_ecp5"][0]).read_text()
+    # Every block RAM registers its read data, so every DP16KD has its output register on.
+    assert ecp5_top.count("DP16KD #(") >= 1
+    assert ecp5_top.count('.REGMODE_B("OUTREG")') == ecp5_top.count("DP16KD #(")
+    folder = ecp5_variant(source, tmp_path / "ecp5")
     design = GeneratedDesign.load(folder)
     lengths = [3, 1, 5]
     res = simulate(folder, simulator, lengths=lengths, inputs=random_frames(design, lengths, seed=4),
@@ -205,6 +197,11 @@ def test_ecp5_multiplier_cell_matches_model(designs, tmp_path, name, simulator):
     assert res.beats_out == res.expected_beats_out
     assert [c for c in res.cycles if c is not None] == [
         w for c, w in zip(res.cycles, res.formula_cycles) if c is not None]
+    lengths = [2, 6, 1, 4]
+    busy = simulate(folder, simulator, lengths=lengths, inputs=random_frames(design, lengths, seed=9, kind="random"),
+                    source_pause="random", sink_pause="bursty", seed=6)
+    assert busy.passed, busy.summary()
+    assert busy.beats_out == busy.expected_beats_out
 
 
 def test_fix_verilator_pch_sets_empty_flag_only(tmp_path):

