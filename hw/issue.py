@@ -149,14 +149,21 @@ class IssueControl(wiring.Component):
                 m.d.sync += [pstep.eq(pstep + sch.tail_span), step_no.eq(0)]
             with m.Else():
                 m.d.sync += [pstep.eq(pstep + s), step_no.eq(Mux(step_no == j0, j0, step_no + 1))]
-        # room' = room + released - (step_done ? (last ? tail_span : strides) : 0): the three
-        # sums are formed from registers in parallel and then selected.
-        keep_room = Signal(signed(PW))
-        room_s = Signal(signed(PW))
-        room_tail = Signal(signed(PW))
-        m.d.comb += [keep_room.eq(room + self.released), room_s.eq(room + self.released - s),
-                     room_tail.eq(room + self.released - sch.tail_span)]
-        m.d.sync += room.eq(Mux(step_done, Mux(last, room_tail, room_s), keep_room))
+        # room' = room + released - (step_done ? (last ? tail_span : strides) : 0): each of the
+        # six outcomes is room plus a constant (one carry chain from the room register), and
+        # `released`, `step_done` and `last` only select among them (for clock speed: with
+        # `released` inside the sums, it fed a carry chain in front of the room register).
+        cands = {}
+        for rel in (0, 1):
+            for key, sub in (("keep", 0), ("step", s), ("tail", sch.tail_span)):
+                cand = Signal(signed(PW), name=f"room_{key}{rel}")
+                m.d.comb += cand.eq(room + (rel - sub))
+                cands[key, rel] = cand
+        rel = self.released
+        m.d.sync += room.eq(Mux(step_done,
+                                Mux(last, Mux(rel, cands["tail", 1], cands["tail", 0]),
+                                    Mux(rel, cands["step", 1], cands["step", 0])),
+                                Mux(rel, cands["keep", 1], cands["keep", 0])))
         return pstep, step_no
 
     def _descriptor(self, m, push, pstep, last_ok):
