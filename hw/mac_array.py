@@ -208,8 +208,10 @@ class MacArray(wiring.Component):
                 m.d.sync += acc.eq(Mux(tags[stage].c_first, 0, acc) + partial)
             partial = acc
             stage += 1
-        assert stage <= Lp, (stage, Lp)
-        partial = delay(m, partial, Lp - stage, name=f"partial_pad{g}")[-1]
+        # the bank adds the partial ScatterBank.PARTIAL_LEAD cycles before its write (cycle Lp)
+        add = Lp - ScatterBank.PARTIAL_LEAD
+        assert stage <= add, (stage, add)
+        partial = delay(m, partial, add - stage, name=f"partial_pad{g}")[-1]
         init = ()
         if self._garbage_seed is not None:
             af = q.accumulator_format

@@ -3,13 +3,13 @@
 One bank belongs to one PE group. It holds, for each of ``slots`` output
 positions, the partial sums of the group's filters (word ``fl * slots + slot``).
 A write either starts a position's sum (``first``: the old word is stale and
-ignored) or adds to it. The read for an update is issued ``LEAD = 3`` cycles
+ignored) or adds to it. The read for an update is issued ``LEAD = 4`` cycles
 before the sum is written (the block RAM's read, then a register, then the
-forwarding merge, for clock speed), so the three writes in between are
-forwarded from registers instead of stalling: back-to-back updates of one word
-are legal. Two of them are merged a cycle early, so the write cycle holds one
-2:1 select in front of the adder. A second, independent read port serves the
-emitter.
+forwarding merge, then the add, whose sum is registered before it goes into
+the RAM, for clock speed), so the four writes in between are forwarded from
+registers instead of stalling: back-to-back updates of one word are legal.
+Three of them are merged a cycle early, so the add cycle holds one 2:1 select
+in front of the adder. A second, independent read port serves the emitter.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class ScatterBank(wiring.Component):
 
     Timing (cycle ``e`` is the write cycle of an update): ``valid``, ``addr``
     and ``first`` are presented in cycle ``e - LEAD``, ``partial`` in cycle
-    ``e``; the new word is readable by any read issued after cycle ``e``.
+    ``e - PARTIAL_LEAD`` (the add); the new word is readable by any read issued
+    after cycle ``e``.
 
     Parameters
     ----------
@@ -40,17 +41,20 @@ class ScatterBank(wiring.Component):
     Members
     -------
     valid, addr, first : In
-        The update, ``LEAD`` cycles ahead of its data.
+        The update, ``LEAD`` cycles ahead of its write.
     partial : In(signed(width))
-        The value to add (or to store, for a first update).
+        The value to add (or to store, for a first update), ``PARTIAL_LEAD`` cycles
+        ahead of the write.
     em_addr : In
         Emitter read address; ``em_data`` holds the word two cycles later
         (the read data registered behind the RAM).
     em_data : Out(signed(width))
     """
 
-    #: Cycles from an update's address to its data and write.
-    LEAD = 3
+    #: Cycles from an update's address to its write.
+    LEAD = 4
+    #: Cycles from an update's ``partial`` to its write (the sum is registered in between).
+    PARTIAL_LEAD = 1
 
     def __init__(self, *, depth: int, width: int, init=()):
         self.depth = depth
@@ -78,51 +82,55 @@ class ScatterBank(wiring.Component):
         aw = len(self.addr)
         W = signed(self.width)
 
-        # The update's control through its stages: b (cycle e-2, the RAM reads),
-        # c (e-1, read data registered, older writes merged), w (e, add and write).
-        # (Only the valid bits are reset; the rest is data.)
+        # The update's control through its stages: b (cycle e-3, the RAM reads),
+        # c (e-2, read data registered, older writes merged), a (e-1, add), w (e, the
+        # registered sum is written). (Only the valid bits are reset; the rest is data.)
         valid_b, first_b, addr_b = Signal(), Signal(reset_less=True), Signal(aw, reset_less=True)
         valid_c, first_c, addr_c = Signal(), Signal(reset_less=True), Signal(aw, reset_less=True)
+        valid_a, addr_a = Signal(), Signal(aw, reset_less=True)
         valid_w, addr_w = Signal(), Signal(aw, reset_less=True)
         m.d.comb += mem.r_addr[0].eq(self.addr)
         m.d.sync += [
             valid_b.eq(self.valid), first_b.eq(self.first), addr_b.eq(self.addr),
             valid_c.eq(valid_b), first_c.eq(first_b), addr_c.eq(addr_b),
-            valid_w.eq(valid_c), addr_w.eq(addr_c),
+            valid_a.eq(valid_c), addr_a.eq(addr_c),
+            valid_w.eq(valid_a), addr_w.eq(addr_a),
         ]
-        # The writes of the last two cycles, newest first (wr1: cycle e-1 as seen in e).
-        wr1_valid, wr2_valid = Signal(), Signal()
-        wr1_addr, wr2_addr = Signal(aw, reset_less=True), Signal(aw, reset_less=True)
-        wr1_data, wr2_data = Signal(W, reset_less=True), Signal(W, reset_less=True)
+        # The sums of the writes of this cycle and the last two, newest first: sum_w
+        # (written at the end of this cycle), then wr1 (cycle e-1 as seen in e), wr2.
+        wr1_valid, wr1_addr = Signal(), Signal(aw, reset_less=True)
+        sum_w, wr1_data, wr2_data = (Signal(W, reset_less=True, name=n) for n in ("sum_w", "wr1_data", "wr2_data"))
         total = Signal(W)
 
-        # Stage b: which of the writes the read missed touch the same word:
-        # the one in cycle e-2 (now in stage w) and the one in e-3 (now wr1).
-        hit_e2, hit_e3 = Signal(reset_less=True), Signal(reset_less=True)
+        # Stage b: which of the writes the read missed touch the same word: the
+        # one in cycle e-2 (now in stage a), in e-3 (now in stage w) and in e-4 (now wr1).
+        hit_e2, hit_e3, hit_e4 = (Signal(reset_less=True, name=n) for n in ("hit_e2", "hit_e3", "hit_e4"))
         m.d.sync += [
-            hit_e2.eq(valid_w & (addr_w == addr_b)),
-            hit_e3.eq(wr1_valid & (wr1_addr == addr_b)),
+            hit_e2.eq(valid_a & (addr_a == addr_b)),
+            hit_e3.eq(valid_w & (addr_w == addr_b)),
+            hit_e4.eq(wr1_valid & (wr1_addr == addr_b)),
         ]
-        # Stage c: merge the RAM word (registered behind the RAM) with those two
-        # writes (now wr1 and wr2); the write of cycle e-1 (now in stage w) is
-        # checked for stage w.
+        # Stage c: merge the RAM word (registered behind the RAM) with those three
+        # writes' sums (now sum_w, wr1 and wr2); the write of cycle e-1 (now in
+        # stage a) is checked for stage a.
         rdata = mem.r_data[0].as_signed()
         pre = Signal(W, reset_less=True)
         hit_e1 = Signal(reset_less=True)
         m.d.sync += [
-            pre.eq(Mux(first_c, 0, Mux(hit_e2, wr1_data, Mux(hit_e3, wr2_data, rdata)))),
-            hit_e1.eq(valid_w & (addr_w == addr_c) & ~first_c),
+            pre.eq(Mux(first_c, 0, Mux(hit_e2, sum_w, Mux(hit_e3, wr1_data, Mux(hit_e4, wr2_data, rdata))))),
+            hit_e1.eq(valid_a & (addr_a == addr_c) & ~first_c),
         ]
-        # Stage w: add and write.
+        # Stage a: add (the sum of cycle e-1 is in sum_w); stage w: write the sum.
         m.d.comb += [
-            total.eq(Mux(hit_e1, wr1_data, pre) + self.partial),
+            total.eq(Mux(hit_e1, sum_w, pre) + self.partial),
             mem.w_addr.eq(addr_w),
-            mem.w_data.eq(total),
+            mem.w_data.eq(sum_w),
             mem.w_en.eq(valid_w),
         ]
         m.d.sync += [
-            wr1_valid.eq(valid_w), wr1_addr.eq(addr_w), wr1_data.eq(total),
-            wr2_valid.eq(wr1_valid), wr2_addr.eq(wr1_addr), wr2_data.eq(wr1_data),
+            sum_w.eq(total),
+            wr1_valid.eq(valid_w), wr1_addr.eq(addr_w), wr1_data.eq(sum_w),
+            wr2_data.eq(wr1_data),
         ]
         m.d.comb += [mem.r_addr[1].eq(self.em_addr), self.em_data.eq(mem.r_data[1])]
         return m

@@ -117,10 +117,11 @@ def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
     # block), one behind it (the DSP's output register), two on wide arrays.
     operand, product = 2, 1 + (pe_count >= WIDE_ARRAY_PES)
     # block-RAM weight ROM read (1, none for a LUT ROM), operand registers,
-    # product registers, tree, chunk accumulator. At least 4: the scatter
-    # read is issued three cycles before the write from a registered address,
-    # and the frame descriptor's path to the emitter needs at least three.
-    issue_to_write = max((0 if luts else 1) + operand + product + tree + chunk, 4)
+    # product registers, tree, chunk accumulator, the scatter bank's add (its
+    # sum is registered before the write). At least 5: the scatter read is
+    # issued four cycles before the write (ScatterBank.LEAD) from a registered
+    # address, and the frame descriptor's path to the emitter needs at least three.
+    issue_to_write = max((0 if luts else 1) + operand + product + tree + chunk + 1, 5)
     merge = tree_stages(tap_groups + 1)  # tap-group partials + bias
     # read (1), read-data register (1), merge, activation (1), rounding (1),
     # overflow (1); the output FIFO passes a beat through in the cycle it is

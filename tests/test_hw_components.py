@@ -160,8 +160,8 @@ def test_scatter_bank_read_modify_write_with_forwarding():
             if op:
                 ctx.set(dut.addr, op[0])
                 ctx.set(dut.first, op[1])
-            # partial arrives LEAD cycles after its address
-            lead = ScatterBank.LEAD
+            # partial arrives LEAD - PARTIAL_LEAD cycles after its address
+            lead = ScatterBank.LEAD - ScatterBank.PARTIAL_LEAD
             prev = ops[cycle - lead] if lead <= cycle < n + lead else None
             ctx.set(dut.partial, prev[2] if prev else 0)
             await ctx.tick()
