@@ -49,12 +49,15 @@ def thermometer(m: Module, depth: int, inc, dec, *, name: str, platform=None):
     """
     flags = [Signal(name=f"{name}_gt{k}") for k in range(depth)]
     nxt = [Signal(name=f"{name}_gt{k}_next") for k in range(depth)]
-    up, down = Signal(name=f"{name}_up"), Signal(name=f"{name}_down")
-    m.d.comb += [up.eq(inc & ~dec), down.eq(dec & ~inc)]
     for k in range(depth):
         below = flags[k - 1] if k else 1
         above = flags[k + 1] if k + 1 < depth else 0
-        m.d.comb += nxt[k].eq(Mux(up, below, Mux(down, above, flags[k])))
+        # Both outcomes of `dec` first, `dec` last: it is the late one (an output
+        # FIFO's take, from the sink's ready), and so passes one select only.
+        if_dec = Signal(name=f"{name}_gt{k}_if_dec")
+        if_keep = Signal(name=f"{name}_gt{k}_if_keep")
+        m.d.comb += [if_dec.eq(Mux(inc, flags[k], above)), if_keep.eq(Mux(inc, below, flags[k])),
+                     nxt[k].eq(Mux(dec, if_dec, if_keep))]
         m.d.sync += flags[k].eq(nxt[k])
     if platform == "formal":
         for k in range(depth - 1):
