@@ -133,8 +133,6 @@ def _weight_sets(args, design, lengths) -> list | None:
     if not design.runtime_weights:
         raise ValueError(f"{args.design}: --weights-file needs a runtime-weights design (array.weights is 'rom'; "
                          "generate with --runtime-weights)")
-    if args.engine != "compiled":
-        raise ValueError("--weights-file works with --engine compiled only")
     if len(points) not in (0, 1, len(files)):
         raise ValueError(f"--load-after-frames: give one value, or one per --weights-file ({len(files)}), "
                          f"got {len(points)}")
