@@ -60,10 +60,13 @@ long: setup
 		tests/test_soak.py tests/test_fuzz_model.py tests/test_fuzz_cli.py tests/test_rtl_random.py
 
 # Formal proof of the smallest configuration (SymbiYosys + z3 from PyPI, see tconv.sim.formal):
-# m_axis handshake rules by k-induction, beats per frame and progress by bounded model checking.
+# m_axis handshake rules by k-induction, beats per frame and progress by bounded model checking;
+# then the same with the runtime-weights load port driven freely, and its load rules (weights task).
 .PHONY: formal
 formal: setup
 	$(BIN)/python -m tconv.sim.formal -o build/formal --count-depth 26 --progress-depth 60
+	$(BIN)/python -m tconv.sim.formal -o build/formal-runtime --runtime-weights --count-depth 26 \
+		--progress-depth 60 --weights-depth 24
 
 demo: setup
 	$(BIN)/python examples/keras_to_verilog.py

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build_cache
-from .design import ISOLATE_GAP, GeneratedDesign, frame_mismatch
+from .design import ISOLATE_GAP, GeneratedDesign, expected_with_sets, frame_mismatch
 from .patterns import pause_table
 from .tools import simulator_env
 
@@ -293,25 +293,6 @@ def _parse(path: Path):
     return ins, outs, ws, end
 
 
-def _expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets, reset_set=None):
-    """Which set each frame used (the contract's rule on the handshake cycles seen; a set cut
-    by rst never completes) and the model's output with that set."""
-    from tconv.hw.weight_stream import unpack_set, weight_switch, with_codes
-
-    layout = design.weights_layout()
-    ends, valid, pos = [], [], 0
-    for beats, _ in weight_sets:
-        pos += len(beats)
-        ends.append(w_cycles[pos - 1] if pos <= len(w_cycles) else None)
-        valid.append(len(beats) == layout.beats and len(valid) != reset_set)
-    starts = [ins[i] if i < len(ins) else 1 << 62 for i in np.concatenate([[0], np.cumsum(lengths)[:-1]])]
-    used = weight_switch(ends, starts, valid)
-    models = {j: with_codes(design.layer, *unpack_set(design.layer, layout, weight_sets[j][0]))
-              for j in set(used) if j >= 0}
-    return used, [want if j < 0 else design.expected_frame(f, layer=models[j])
-                  for f, want, j in zip(frames, expected, used)]
-
-
 _ENDINGS = {"T": "no end within the cycle limit of {limit} cycles: the design hangs (stopped at cycle {cycle})",
             "H": "AXI4-Stream hold rule broken on m_axis at cycle {cycle}: tvalid dropped or tdata/tlast changed "
                  "while tvalid was high and tready low",
@@ -368,7 +349,7 @@ def run(design: GeneratedDesign, simulator: str, lengths: list[int], inputs: np.
 
     used = None
     if design.files.parsed["runtime_weights"]:
-        used, expected = _expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets or [],
+        used, expected = expected_with_sets(design, frames, expected, lengths, ins, w_cycles, weight_sets or [],
                                              None if weight_reset is None else weight_reset[0])
     mismatches = []
     if end is None:

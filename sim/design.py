@@ -15,7 +15,7 @@ from tconv.model.chain import ChainQ
 #: Idle cycles an isolated frame waits beyond the array's own drain (`GeneratedDesign.isolation_gap`).
 ISOLATE_GAP = 20
 
-__all__ = ["GeneratedDesign", "frame_mismatch"]
+__all__ = ["GeneratedDesign", "frame_mismatch", "expected_with_sets"]
 
 
 def frame_mismatch(index: int, got: np.ndarray, want: np.ndarray) -> dict | None:
@@ -182,6 +182,32 @@ class GeneratedDesign:
         """
         formula = self.files.cycle_formula
         return None if formula is None else formula.cycles(length)
+
+
+def expected_with_sets(design, frames, expected, lengths, in_cycles, w_cycles, weight_sets, reset_set=None):
+    """Which weight set each frame of a runtime-weights design used, and the model's output with it.
+
+    Both testbench engines call this after a run: ``in_cycles`` and ``w_cycles`` are the
+    cycles of every s_axis and w_axis handshake seen, ``weight_sets`` the ``[(beats, gate)]``
+    sent in order, ``expected`` the model's output per frame with the generation's weights.
+    The set of each frame is the contract's rule (`tconv.hw.weight_stream.weight_switch`)
+    on those cycles: a set counts when it had exactly ``w_axis_beats`` beats and was not
+    cut by rst (``reset_set``); a frame using none keeps -1. Returns ``(used, expected)``.
+    """
+    from tconv.hw.weight_stream import unpack_set, weight_switch, with_codes
+
+    layout = design.weights_layout()
+    ends, valid, pos = [], [], 0
+    for beats, _ in weight_sets:
+        pos += len(beats)
+        ends.append(w_cycles[pos - 1] if pos <= len(w_cycles) else None)
+        valid.append(len(beats) == layout.beats and len(valid) != reset_set)
+    starts = [in_cycles[i] if i < len(in_cycles) else 1 << 62 for i in np.concatenate([[0], np.cumsum(lengths)[:-1]])]
+    used = weight_switch(ends, starts, valid)
+    models = {j: with_codes(design.layer, *unpack_set(design.layer, layout, weight_sets[j][0]))
+              for j in set(used) if j >= 0}
+    return used, [want if j < 0 else design.expected_frame(f, layer=models[j])
+                  for f, want, j in zip(frames, expected, used)]
 
 
 def _layer(weights_path, arrays: dict, suffix: str, config, fmts) -> Conv1DTransposeQ:

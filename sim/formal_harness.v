@@ -13,9 +13,14 @@
 //   FW            width of frame indices (never wraps within a trace)
 //   CW, BOUND     width of the wait counters and the progress bound (cycles)
 //   RESET_FIRST   1: reset only in the first cycle; 0: resets anywhere after it
+//   W_W, W_BEATS, W_BW  (runtime-weights designs) w_axis tdata width, beats of a set and
+//                 the width of a beat count
 // Groups of assertions are selected per task by defines (CHECK_AXIS, CHECK_COUNT,
-// CHECK_PROGRESS); CONTROL_ONLY leaves the output data unconnected; FORMAL_EXTRA includes
-// formal_extra.vh inside the harness (e.g. a property meant to fail).
+// CHECK_PROGRESS, CHECK_WEIGHTS); CONTROL_ONLY leaves the output data unconnected;
+// FORMAL_EXTRA includes formal_extra.vh inside the harness (e.g. a property meant to fail).
+// RUNTIME_WEIGHTS (defined for a runtime-weights design) adds w_axis as free inputs (a
+// source that keeps the AXI4-Stream rules) and the layer's probe f_s_bank: the weight bank
+// of the input step accepted now (tconv.sim.formal.formal_verilog adds that port).
 `default_nettype none
 module tconv_formal #(
   parameter integer IN_W = 1,
@@ -28,7 +33,10 @@ module tconv_formal #(
   parameter integer FW = 8,
   parameter integer CW = 8,
   parameter integer BOUND = 1,
-  parameter integer RESET_FIRST = 0
+  parameter integer RESET_FIRST = 0,
+  parameter integer W_W = 1,
+  parameter integer W_BEATS = 1,
+  parameter integer W_BW = 1
 ) (
   input  wire clk,
   input  wire rst,
@@ -40,7 +48,17 @@ module tconv_formal #(
   output wire m_axis_tvalid,
   input  wire m_axis_tready,
   output wire m_axis_tlast
+`ifdef RUNTIME_WEIGHTS
+  ,
+  input  wire [W_W-1:0] w_axis_tdata,
+  input  wire w_axis_tvalid,
+  output wire w_axis_tready,
+  input  wire w_axis_tlast
+`endif
 );
+`ifdef RUNTIME_WEIGHTS
+  wire f_s_bank;
+`endif
   tconv_formal_dut dut (
     .clk(clk), .rst(rst),
     .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
@@ -51,6 +69,10 @@ module tconv_formal #(
     .m_axis_tdata(),
 `else
     .m_axis_tdata(m_axis_tdata),
+`endif
+`ifdef RUNTIME_WEIGHTS
+    .w_axis_tdata(w_axis_tdata), .w_axis_tvalid(w_axis_tvalid), .w_axis_tready(w_axis_tready),
+    .w_axis_tlast(w_axis_tlast), .f_s_bank(f_s_bank),
 `endif
     .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready), .m_axis_tlast(m_axis_tlast));
 `ifdef CONTROL_ONLY
@@ -168,6 +190,61 @@ module tconv_formal #(
     progress_output: assert(!f_fair || f_wait < BOUND);
     progress_input: assert(!f_fair || f_in_wait < BOUND);
   end
+`endif
+`ifdef RUNTIME_WEIGHTS
+  // ---- w_axis source: AXI4-Stream rules; otherwise any tvalid, tlast and data at any time ----
+  wire f_w_hs = !rst && w_axis_tvalid && w_axis_tready;
+  always @(posedge clk)
+    if (f_past && !$past(rst) && !rst && $past(w_axis_tvalid && !w_axis_tready)) begin
+      assume(w_axis_tvalid);
+      assume(w_axis_tdata == $past(w_axis_tdata));
+      assume(w_axis_tlast == $past(w_axis_tlast));
+    end
+
+  // ---- the contract's switch rule, kept by the harness ----
+  // f_run: beats since the last tlast or reset (saturating past W_BEATS). A handshake with tlast
+  // after exactly W_BEATS - 1 beats ends a complete set (f_set_end); every other tlast ends a set
+  // to drop. f_flip toggles after each complete set and, like the active set, survives reset:
+  // frame i must use bank f_base ^ f_flip as seen at its first step (the bank of the very first
+  // frame fixes f_base), so a complete set is used from the next frame that starts after its
+  // last beat, and no other set ever is.
+  reg [W_BW-1:0] f_run = {W_BW{1'b0}};
+  wire f_set_end = f_w_hs && w_axis_tlast && f_run == W_BEATS - 1;
+  reg f_flip = 1'b0, f_base = 1'b0, f_base_known = 1'b0;
+  reg f_first = 1'b1;                           // the next input step starts a frame
+  reg f_frame_bank = 1'b0;                      // the bank of the frame in progress
+  wire f_frame_start = f_in_hs && f_first;
+  // Frames started since the last reset (f_started), and how many of them had started when
+  // the newest complete set ended (f_mark): those use an older set.
+  reg [FW-1:0] f_started = {FW{1'b0}}, f_mark = {FW{1'b0}};
+  always @(posedge clk) begin
+    if (f_set_end) f_flip <= !f_flip;
+    if (f_frame_start && !f_base_known) begin
+      f_base_known <= 1'b1;
+      f_base <= f_s_bank ^ f_flip;
+    end
+    if (rst) begin
+      f_run <= {W_BW{1'b0}}; f_first <= 1'b1; f_started <= {FW{1'b0}}; f_mark <= {FW{1'b0}};
+    end else begin
+      if (f_w_hs) f_run <= w_axis_tlast ? {W_BW{1'b0}} : (f_run == W_BEATS ? f_run : f_run + 1'b1);
+      if (f_in_hs) f_first <= s_axis_tlast;
+      if (f_frame_start) begin
+        f_frame_bank <= f_s_bank;
+        f_started <= f_started + 1'b1;
+      end
+      if (f_set_end) f_mark <= f_started + f_frame_start;
+    end
+  end
+`endif
+`ifdef CHECK_WEIGHTS
+  always @(*) if (!rst) begin
+    if (f_in_hs && !f_first) weights_bank_per_frame: assert(f_s_bank == f_frame_bank);
+    if (f_frame_start && f_base_known) weights_switch_rule: assert(f_s_bank == (f_base ^ f_flip));
+    // w_axis_tready low only while frames that use an older set than the newest complete one are
+    // in flight (their output incomplete): loading waits for nothing else.
+    if (!w_axis_tready) weights_ready: assert(f_out_frame < f_mark);
+  end
+  always @(*) if (rst) weights_no_load_in_reset: assert(!w_axis_tready);
 `endif
 `ifdef FORMAL_EXTRA
 `include "formal_extra.vh"

@@ -145,12 +145,13 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     ``test_module`` or ``job`` is given. ``waves``: False, True (a waveform in
     the current folder, named after the top and simulator) or a path.
 
-    ``weight_sets`` (runtime-weights designs, compiled engine): ``[(beats, gate)]``, a set's
+    ``weight_sets`` (runtime-weights designs, both engines): ``[(beats, gate)]``, a set's
     w_axis beats sent once ``gate`` input beats were accepted (``weight_pause``: a
     back-pressure pattern name for w_axis_tvalid gaps); each frame is checked against the
-    model with the set the contract's rule gives, listed in ``extra["weight_sets_used"]``;
-    ``weight_reset`` = (set, n) pulses rst after ``n`` beats of that set (see
-    :func:`tconv.sim.compiled.run`).
+    model with the set the contract's rule gives (`tconv.sim.design.expected_with_sets`),
+    listed in ``extra["weight_sets_used"]`` (-1: the generation's weights);
+    ``weight_reset`` = (set, n), compiled engine only, pulses rst after ``n`` beats of that
+    set (see :func:`tconv.sim.compiled.run`).
     """
     if engine is None:
         engine = "cocotb" if (test_module != "tconv.sim.tb_layer" or job is not None) else "compiled"
@@ -161,8 +162,9 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
     if weight_sets and not design.runtime_weights:
         raise ValueError(f"{design.folder}: weight sets given, but the design has its weights in ROM "
                          "(generate it with --runtime-weights)")
-    if weight_sets and engine != "compiled":
-        raise ValueError("weight sets are sent by the compiled testbench only (--engine compiled)")
+    if weight_reset is not None and engine != "compiled":
+        raise ValueError("weight_reset (a reset in the middle of a weight set) is done by the compiled "
+                         "testbench only (engine='compiled')")
     lengths = [int(n) for n in lengths]
     if not lengths or min(lengths) < 1:
         raise ValueError(f"frame lengths must be >= 1, got {lengths}")
@@ -209,7 +211,9 @@ def simulate(design_dir, simulator: str = "icarus", *, lengths=(5, 1, 3), inputs
         np.savez(tmp / "vectors.npz", inputs=inputs, lengths=np.array(lengths))
         job = {"design": str(design.folder.resolve()), "vectors": str(tmp / "vectors.npz"),
                "results": str(tmp / "results.json"), "source_pause": source_pause,
-               "sink_pause": sink_pause, "seed": seed, "isolate_frames": isolate_frames, **(job or {})}
+               "sink_pause": sink_pause, "seed": seed, "isolate_frames": isolate_frames,
+               "weight_sets": [[[int(b) for b in beats], int(gate)] for beats, gate in weight_sets or []],
+               "weight_pause": weight_pause, **(job or {})}
         (tmp / "job.json").write_text(json.dumps(job))
         env = {**simulator_env(simulator), "TCONV_TB_JOB": str(tmp / "job.json")}
         xml = tmp / "results.xml"

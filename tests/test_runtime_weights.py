@@ -4,11 +4,12 @@
 - Amaranth's simulator (fast): sets loaded between phases of frames, malformed sets
   (early tlast, no tlast on the last beat) and a reset in the middle of a set, each
   followed by frames whose output shows which set is active.
-- The generated Verilog in the compiled testbench on Icarus and Verilator: sets loaded
-  between frames and in the middle of frames, back-to-back frames of one step, random and
-  bursty w_axis_tvalid, random m_axis back-pressure, short and long sets, and a set that
-  differs from the active one in one weight code of one PE (seen in exactly the frames
-  that use it).
+- The generated Verilog in both testbench engines (compiled and cocotb) on Icarus and
+  Verilator: sets loaded between frames and in the middle of frames, back-to-back frames of
+  one step, random and bursty w_axis_tvalid, random m_axis back-pressure, short and long
+  sets, and a set that differs from the active one in one weight code of one PE (seen in
+  exactly the frames that use it); the two engines agree on the verdict and on the set of
+  every frame.
 """
 
 from __future__ import annotations
@@ -222,11 +223,13 @@ def designs(tmp_path_factory):
     return out
 
 
+@pytest.mark.parametrize("engine", ["compiled", "cocotb"])
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_loads_during_a_frame_train(designs, name, simulator):
+def test_loads_during_a_frame_train(designs, name, simulator, engine):
     """Sets sent between frames, in the middle of frames and among back-to-back frames of one
-    step, with bursty w_axis_tvalid and random back-pressure; a short and a long set among them."""
+    step, with random and bursty w_axis_tvalid and random back-pressure on s_axis and m_axis;
+    a short and a long set among them. Both testbench engines."""
     require_simulator(simulator)
     design = GeneratedDesign.load(designs[name])
     q, rng = design.layer, np.random.default_rng(11)
@@ -240,7 +243,7 @@ def test_loads_during_a_frame_train(designs, name, simulator):
             (beats[4], int(starts[9]))]            # among frames of one step
     for pause in ("random", "bursty"):
         res = simulate(design.folder, simulator, lengths=lengths, seed=3, source_pause="random",
-                       sink_pause="random", weight_sets=sets, weight_pause=pause)
+                       sink_pause="random", weight_sets=sets, weight_pause=pause, engine=engine)
         assert res.passed, res.summary()
         used = res.extra["weight_sets_used"]
         assert 2 not in used and 3 not in used
@@ -248,20 +251,27 @@ def test_loads_during_a_frame_train(designs, name, simulator):
         assert used == sorted(used, key=lambda j: [-1, 0, 1, 4].index(j))
 
 
+def _one_code_changed(q):
+    """The generation's codes with kernel[2, 5, 13] changed: one code of one PE."""
+    kc, bc = q.kernel_codes.copy(), q.bias_codes.copy()
+    kc[2, 5, 13] = q.weight_format.max_code if kc[2, 5, 13] != q.weight_format.max_code else 0
+    return kc, bc
+
+
+@pytest.mark.parametrize("engine", ["compiled", "cocotb"])
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_one_weight_code_of_one_pe(designs, simulator):
+def test_one_weight_code_of_one_pe(designs, simulator, engine):
     """A set that differs from the generation's weights in one code of one PE is seen in the
-    output of exactly the frames that must use it."""
+    output of exactly the frames that must use it (both testbench engines)."""
     require_simulator(simulator)
     design = GeneratedDesign.load(designs["bram"])
     q = design.layer
-    kc, bc = q.kernel_codes.copy(), q.bias_codes.copy()
-    kc[2, 5, 13] = q.weight_format.max_code if kc[2, 5, 13] != q.weight_format.max_code else 0
+    kc, bc = _one_code_changed(q)
     lengths = [2, 3, 1, 2, 4]
     inputs = np.full((sum(lengths), q.config.in_channels), q.input_format.max_code // 2 + 1)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     res = simulate(design.folder, simulator, lengths=lengths, inputs=inputs, seed=5, sink_pause="random",
-                   weight_sets=[(design.pack_weights(kc, bc), int(starts[2]))])
+                   weight_sets=[(design.pack_weights(kc, bc), int(starts[2]))], engine=engine)
     assert res.passed, res.summary()
     used = res.extra["weight_sets_used"]
     assert used[:2] == [-1, -1] and used[-1] == 0
@@ -271,6 +281,66 @@ def test_one_weight_code_of_one_pe(designs, simulator):
     for i in range(len(lengths)):
         x = inputs[starts[i]:starts[i + 1]]
         assert not np.array_equal(changed.forward_int(x), q.forward_int(x))
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_cocotb_engine_catches_one_wrong_code(designs, simulator, tmp_path):
+    """The cocotb engine's check sees a one-code difference, and sees the load take effect: in
+    a copy of the design whose model (weights.npz) says the generation's weights are the
+    one-code-changed set while the Verilog holds the original ones, loading the changed set
+    after frame 2 leaves exactly the frames before it took effect wrong."""
+    import shutil
+
+    require_simulator(simulator)
+    folder = tmp_path / "changed"
+    shutil.copytree(designs["bram"], folder)
+    design = GeneratedDesign.load(folder)
+    q = design.layer
+    kc, bc = _one_code_changed(q)
+    with np.load(folder / "weights.npz") as w:
+        arrays = dict(w)
+    np.savez(folder / "weights.npz", **{**arrays, "kernel_codes": kc})
+    lengths = [2, 3, 1, 2, 4]
+    inputs = np.full((sum(lengths), q.config.in_channels), q.input_format.max_code // 2 + 1)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    res = simulate(folder, simulator, lengths=lengths, inputs=inputs, seed=5, sink_pause="random", engine="cocotb",
+                   weight_sets=[(design.pack_weights(kc, bc), int(starts[2]))])
+    assert not res.passed
+    used = res.extra["weight_sets_used"]
+    assert used[:2] == [-1, -1] and used[-1] == 0, used
+    assert [m["frame"] for m in res.mismatches] == [i for i, j in enumerate(used) if j == -1], res.mismatches
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_engines_agree_on_weight_sets(designs, simulator):
+    """The same design, frames and weight sets on the compiled and the cocotb engine: the same
+    verdict and the same set per frame. Frames isolated (each engine's frames then take the
+    same cycles) with sets between frames, in the middle of one, and a short one; and back to
+    back frames of one step with sets among them, w_axis_tvalid random and bursty."""
+    require_simulator(simulator)
+    design = GeneratedDesign.load(designs["lut"])
+    q, rng = design.layer, np.random.default_rng(31)
+    beats = [design.pack_weights(*random_set(q, rng)) for _ in range(4)]
+    runs = []
+    isolated = [3, 1, 4, 2, 1, 3]
+    starts = np.concatenate([[0], np.cumsum(isolated)])
+    runs.append((isolated, True, "bursty", [(beats[0], int(starts[1])), (beats[1], int(starts[2]) + 2),
+                                            (beats[2][:-1], int(starts[4])), (beats[3], int(starts[4]))]))
+    train = [2] + [1] * 14
+    starts = np.concatenate([[0], np.cumsum(train)])
+    for pause in ("random", "bursty"):
+        runs.append((train, False, pause, [(beats[0], int(starts[2])), (beats[1], int(starts[5])),
+                                           (beats[3], int(starts[9]))]))
+    for lengths, isolate, pause, sets in runs:
+        inputs = np.concatenate(random_frames(q, lengths, 8))
+        res = {engine: simulate(design.folder, simulator, lengths=lengths, inputs=inputs, seed=6,
+                                isolate_frames=isolate, weight_sets=sets, weight_pause=pause, engine=engine)
+               for engine in ("compiled", "cocotb")}
+        for r in res.values():
+            assert r.passed, r.summary()
+        used = res["compiled"].extra["weight_sets_used"]
+        assert res["cocotb"].extra["weight_sets_used"] == used
+        assert len(set(used)) >= 3, used  # the runs do switch sets, so agreeing says something
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -287,10 +357,15 @@ def test_runtime_designs_lint_clean(designs, name):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_cocotb_engine_runs_a_runtime_design(designs, simulator):
-    """The cocotb testbench holds w_axis_tvalid low: the generation's weights stay active."""
+    """Without weight sets the cocotb testbench holds w_axis_tvalid low: the generation's
+    weights stay active; a reset in the middle of a set is the compiled engine's only."""
     require_simulator(simulator)
     res = simulate(designs["lut"], simulator, lengths=[3, 1, 2], engine="cocotb", seed=2, sink_pause="random")
     assert res.passed, res.summary()
+    assert res.extra["weight_sets_used"] == [-1, -1, -1]
+    with pytest.raises(ValueError, match="compiled testbench only"):
+        simulate(designs["lut"], simulator, lengths=[3], engine="cocotb", weight_sets=[([0], 0)],
+                 weight_reset=(0, 1))
 
 
 def test_loader_formal_smallest_configuration(tmp_path):
@@ -341,7 +416,8 @@ def _cli(capsys, *argv):
 
 def test_cli_generate_pack_and_simulate(cli_files, capsys):
     """array.weights "runtime" in CONFIG.json; pack-weights from floats and from codes agree;
-    W.npy holds the same codes; simulate loads the set and reports which frames used it."""
+    W.npy holds the same codes; simulate loads the set and reports which frames used it, the
+    same on both testbench engines."""
     require_simulator("icarus")
     d = cli_files
     assert _cli(capsys, "generate", d / "config.json", "--weights", d / "a.npz", "-o", d / "out", "-q")[0] == 0
@@ -357,9 +433,14 @@ def test_cli_generate_pack_and_simulate(cli_files, capsys):
     assert _cli(capsys, "pack-weights", d / "out", "--weights", d / "b.npz", "-o", d / "b.npy")[0] == 0
     fields = np.load(d / "b.npy")
     assert fields.shape == (len(beats), design.weights_layout().lanes)
-    rc, out, err = _cli(capsys, "simulate", d / "out", "--frames", "4", "--length", "3", "--weights-file",
-                        d / "b.hex", "--load-after-frames", "1", "--sink-pause", "random", "-q")
-    assert rc == 0 and "PASS" in out and "weights per frame: 0:generated" in out and "set 0" in out, out + err
+    lines = []
+    for engine in ("compiled", "cocotb"):
+        rc, out, err = _cli(capsys, "simulate", d / "out", "--frames", "4", "--length", "3", "--weights-file",
+                            d / "b.hex", "--load-after-frames", "1", "--weight-pause", "random", "--engine",
+                            engine, "-q")
+        assert rc == 0 and "PASS" in out and "weights per frame: 0:generated" in out and "set 0" in out, out + err
+        lines.append([line for line in out.splitlines() if "weights per frame" in line])
+    assert lines[0] == lines[1]
 
 
 @pytest.mark.parametrize("case,message", [

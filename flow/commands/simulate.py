@@ -13,7 +13,8 @@ def register(sub) -> None:
     """Add the subcommand to ``tconv``'s subparsers."""
     p = sub.add_parser(
         "simulate", help="run a generated design on Icarus or Verilator and compare with the model",
-        description="cocotb run of OUT/'s Verilog: frames go in on s_axis, every m_axis word is compared "
+        description="Run of OUT/'s Verilog (compiled testbench, or --engine cocotb): frames go in on s_axis, "
+                    "every m_axis word is compared "
                     "with the bit-exact model. Exit status 0 only when all match. Input: --input, else "
                     "--frames/--length random frames, else OUT/test_vectors.npz.")
     p.add_argument("design", metavar="OUT/", help="folder written by tconv generate")
@@ -34,8 +35,8 @@ def register(sub) -> None:
                    help="send each frame after the previous one has left, so every frame's cycle count "
                         "can be compared with the manifest's formula (default: back to back)")
     p.add_argument("--weights-file", action="append", metavar="W.hex",
-                   help="runtime-weights design: a weight set (tconv pack-weights) to send on w_axis; "
-                        "repeatable, sent in order")
+                   help="runtime-weights design: a weight set (tconv pack-weights) to send on w_axis "
+                        "(either engine); repeatable, sent in order")
     p.add_argument("--load-after-frames", action="append", type=int, metavar="N",
                    help="send the weight set of the same position once N frames were accepted (one value "
                         "for every set, or one per --weights-file; default 0). Each frame is checked "
@@ -133,8 +134,6 @@ def _weight_sets(args, design, lengths) -> list | None:
     if not design.runtime_weights:
         raise ValueError(f"{args.design}: --weights-file needs a runtime-weights design (array.weights is 'rom'; "
                          "generate with --runtime-weights)")
-    if args.engine != "compiled":
-        raise ValueError("--weights-file works with --engine compiled only")
     if len(points) not in (0, 1, len(files)):
         raise ValueError(f"--load-after-frames: give one value, or one per --weights-file ({len(files)}), "
                          f"got {len(points)}")
