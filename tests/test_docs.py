@@ -404,8 +404,8 @@ def test_benchmarks_utilization_and_fpga_tables_follow_the_schedule():
                        "subkernel_utilization": round(bench.subkernel_utilization(cfg, length), 4),
                        "bit_exact": row[-1]})
     assert [r["name"] for r in layers] == list(bench.BENCH_LAYERS)
-    fpga = [{"device": r[0], "speed": int(r[1]), "pe_count": int(r[2]), "fmax_mhz": float(r[3]), "lut4": int(r[5]),
-             "ff": int(r[6]), "mult18": int(r[7]), "ebr": int(r[8])} for r in quoted_fpga]
+    fpga = [{"device": r[0], "sources": r[1], "speed": int(r[2]), "pe_count": int(r[3]), "fmax_mhz": float(r[4]),
+             "lut4": int(r[7]), "ff": int(r[8]), "mult18": int(r[9]), "ebr": int(r[10])} for r in quoted_fpga]
     results = {"machine": {"processor": "-", "cpus": 0, "platform": "-", "python": "-"}, "layers": layers,
                "fpga": fpga}
     rendered = bench.to_markdown(results)
