@@ -54,9 +54,9 @@ def test_initvals_hold_sixteen_rows_each():
         dp16kd_initvals([0] * 1025)
 
 
-def _testbench(width: int, depth: int, write: bool, reads: int, latency: int) -> str:
-    aw = max((depth - 1).bit_length(), 1)
-    w_ports = ".w_addr(w_addr), .w_data(w_data), .w_en(w_en), " if write else ""
+def _compare_tb(declarations: str, instances: str, stimulus: str, latency: int) -> str:
+    """Testbench ``tb``: ``data_p`` (portable) and ``data_e`` (ECP5) must be equal every cycle
+    after the first ``latency``, for ``CYCLES`` cycles of random ``stimulus``."""
     # The clock comes from the simulator's main: ``always #5`` on Icarus (TB_CLOCK), a
     # C++ loop on Verilator (no --timing, whose coroutines need a C++20 library).
     return f"""`timescale 1ns/1ps
@@ -69,26 +69,16 @@ module tb (
     reg clk = 0;
     always #5 clk = ~clk;
 `endif
-    reg rst = 0;
-    reg [{aw - 1}:0] w_addr = 0;
-    reg [{width - 1}:0] w_data = 0;
-    reg w_en = 0;
-    reg [{aw * reads - 1}:0] r_addr = 0;
-    wire [{width * reads - 1}:0] data_p, data_e;
+{declarations}
     integer cycle = 0, errors = 0, k;
-    ram_portable p (.clk(clk), .rst(rst), {w_ports}.r_addr(r_addr), .r_data(data_p));
-    ram_ecp5 e (.clk(clk), .rst(rst), {w_ports}.r_addr(r_addr), .r_data(data_e));
+{instances}
     always @(posedge clk) begin
         cycle <= cycle + 1;
         if (cycle > {latency} && data_p !== data_e) begin
             errors = errors + 1;
             if (errors < 5) $display("cycle %0d: portable %h, ecp5 %h", cycle, data_p, data_e);
         end
-        w_en <= ($random & 1);
-        w_addr <= ($unsigned($random) % {depth});
-        w_data <= {{$random, $random, $random}};
-        for (k = 0; k < {reads}; k = k + 1)
-            r_addr[k * {aw} +: {aw}] <= ($unsigned($random) % {depth});
+{stimulus}
         if (cycle == {CYCLES}) begin
             $display("DONE errors=%0d", errors);
             $finish;
@@ -96,6 +86,25 @@ module tb (
     end
 endmodule
 """
+
+
+def _testbench(width: int, depth: int, write: bool, reads: int, latency: int) -> str:
+    aw = max((depth - 1).bit_length(), 1)
+    w_ports = ".w_addr(w_addr), .w_data(w_data), .w_en(w_en), " if write else ""
+    declarations = f"""    reg rst = 0;
+    reg [{aw - 1}:0] w_addr = 0;
+    reg [{width - 1}:0] w_data = 0;
+    reg w_en = 0;
+    reg [{aw * reads - 1}:0] r_addr = 0;
+    wire [{width * reads - 1}:0] data_p, data_e;"""
+    instances = f"""    ram_portable p (.clk(clk), .rst(rst), {w_ports}.r_addr(r_addr), .r_data(data_p));
+    ram_ecp5 e (.clk(clk), .rst(rst), {w_ports}.r_addr(r_addr), .r_data(data_e));"""
+    stimulus = f"""        w_en <= ($random & 1);
+        w_addr <= ($unsigned($random) % {depth});
+        w_data <= {{$random, $random, $random}};
+        for (k = 0; k < {reads}; k = k + 1)
+            r_addr[k * {aw} +: {aw}] <= ($unsigned($random) % {depth});"""
+    return _compare_tb(declarations, instances, stimulus, latency)
 
 
 MAIN_CPP = """#include "Vtb.h"
@@ -159,35 +168,12 @@ ROM_SHAPES = {"x36": (24, 300), "x36-wide": (80, 40), "x18-slices": (40, 700), "
 
 def _rom_testbench(width: int, depth: int) -> str:
     aw = max((depth - 1).bit_length(), 1)
-    return f"""`timescale 1ns/1ps
-module tb (
-`ifndef TB_CLOCK
-    input clk
-`endif
-);
-`ifdef TB_CLOCK
-    reg clk = 0;
-    always #5 clk = ~clk;
-`endif
-    reg [{aw - 1}:0] addr = 0;
-    wire [{width - 1}:0] data_p, data_e;
-    integer cycle = 0, errors = 0;
-    rom_portable p (.clk(clk), .addr(addr), .data(data_p));
-    rom_ecp5 e (.clk(clk), .addr(addr), .data(data_e));
-    always @(posedge clk) begin
-        cycle <= cycle + 1;
-        if (cycle > 2 && data_p !== data_e) begin
-            errors = errors + 1;
-            if (errors < 5) $display("cycle %0d: portable %h, ecp5 %h", cycle, data_p, data_e);
-        end
-        addr <= ($unsigned($random) % {depth});
-        if (cycle == {CYCLES}) begin
-            $display("DONE errors=%0d", errors);
-            $finish;
-        end
-    end
-endmodule
-"""
+    declarations = f"""    reg [{aw - 1}:0] addr = 0;
+    wire [{width - 1}:0] data_p, data_e;"""
+    instances = """    rom_portable p (.clk(clk), .addr(addr), .data(data_p));
+    rom_ecp5 e (.clk(clk), .addr(addr), .data(data_e));"""
+    stimulus = f"        addr <= ($unsigned($random) % {depth});"
+    return _compare_tb(declarations, instances, stimulus, 2)
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
