@@ -65,7 +65,8 @@ def _stage_schedule(config, pe_count: int) -> Schedule:
     (the hardware needs none; only a single layer's ``array.pe_count`` is one by contract)."""
     return Schedule(in_channels=config.in_channels, filters=config.filters, kernel_size=config.kernel_size,
                     strides=config.strides, dilation_rate=config.dilation_rate, padding=config.padding.lower(),
-                    output_padding=config.output_padding, pe_count=pe_count)
+                    output_padding=config.output_padding, pe_count=pe_count,
+                    activation=getattr(config, "activation", None) or "linear")
 
 
 @dataclass(frozen=True)

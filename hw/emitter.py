@@ -99,7 +99,7 @@ class Emitter(wiring.Component):
         with m.If(free):
             m.d.sync += [ep.eq(ep1), ep1.eq(ep2), ep2.eq(ep2 + 1)]
         touched = self._touched(m, ep[:AW])
-        now, have = self._compares(m, free, ep, ep1, ep2, fp_next)
+        now, have = self._compares(m, free, ep, ep1, ep2, fp)
         cefl = counter(m, sch.filters_per_group, "efl")
         em_issue = self._control(m, free, now, have, cefl)
         efl = cefl.value
@@ -132,7 +132,7 @@ class Emitter(wiring.Component):
             out.append(touched)
         return out
 
-    def _compares(self, m, free, ep, ep1, ep2, fp_next):
+    def _compares(self, m, free, ep, ep1, ep2, fp):
         """Position compares, registered: each cycle they are evaluated for ep and
         ep + 1 (against next cycle's final pointer and the head descriptor) and the
         one for next cycle's ep is kept. A pop clears ``fin`` and ``have`` for one
@@ -144,8 +144,16 @@ class Emitter(wiring.Component):
             return (a - b)[PW - 1]
 
         emit_end, frame_end = self.head.emit_end, self.head.frame_end
+        # ep < fp_next, for both values of fp_next: the compares start at registers and the
+        # late write-stage event only selects (it was a subtractor's input: a critical path).
+        w = self.written
+        moved = w.valid & w.event
+
+        def before_final(p):
+            return Mux(moved, negative(p, w.event_fp), negative(p, fp))
+
         compares = {
-            "fin": (negative(ep, fp_next), negative(ep1, fp_next)),      # ep < fp
+            "fin": (before_final(ep), before_final(ep1)),                 # ep < fp
             "tail": (~negative(ep, emit_end), ~negative(ep1, emit_end)),  # ep >= emit_end
             "end": (ep == frame_end, ep1 == frame_end),
             "beat_last": (ep1 == emit_end, ep2 == emit_end),

@@ -18,7 +18,7 @@ the dataflow; `tconv.hw.schedule` holds every number the structure uses.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Cat, Const, Module
+from amaranth.hdl import Assert, Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -143,6 +143,9 @@ class Conv1DTransposeCore(wiring.Component):
         for gf in groups:
             m.submodules[f"row{gf}"] = row = OutputRow(q, sch, gf, row_bits, runtime=rt)
             rows.append(row)
+        if rows[0].latency + 1 != sch.latency.emit_to_out:  # + the output FIFO's output register
+            raise ValueError(f"the schedule was planned for activation {sch.activation!r}, the layer has "
+                             f"{self.layer_q.config.activation!r}: plan it from the layer's config")
         etags = delay(m, emitter.tag, rows[0].latency, name="e", reset=("valid",))
         if rt is not None:
             self._loader(m, rt, buf, macs, emitter, rows)
@@ -165,12 +168,21 @@ class Conv1DTransposeCore(wiring.Component):
         weight RAMs (bank of the item issued) and the bias RAMs (bank of the frame emitted)."""
         sch = self.schedule
         m.submodules.loader = loader = WeightLoader(rt, frames_in_flight=2 * sch.frame_queue_depth + 8)
+        # The loader sees a frame's end one cycle late: ``pop`` is formed late in the cycle
+        # (from the emitter's registered compares) and the loader sits beside the input side,
+        # so a direct wire made the emitter's decision cross the die twice (the runtime
+        # design's critical path). This is safe: a pop clears the emitter's ``have`` for a
+        # cycle, so the next frame's first row is read two cycles after the pop at the
+        # earliest, when the counts (and ``emit_bank``) already include it; the inactive
+        # bank just becomes writable one cycle later.
+        pop_d = Signal(name="pop_d")
+        m.d.sync += pop_d.eq(emitter.pop)
         m.d.comb += [
             buf.i.payload.data.eq(self.i.payload.data), buf.i.payload.bank.eq(loader.s_bank),
             buf.i.payload.last.eq(self.i.payload.last), buf.i.valid.eq(self.i.valid),
             self.i.ready.eq(buf.i.ready),
             loader.s_take.eq(self.i.valid & buf.i.ready), loader.s_last.eq(self.i.payload.last),
-            loader.done.eq(emitter.pop),
+            loader.done.eq(pop_d),
             loader.w_data.eq(self.w.payload.data), loader.w_last.eq(self.w.payload.last),
             loader.w_valid.eq(self.w.valid), self.w.ready.eq(loader.w_ready),
             macs.bank.eq(buf.step.bank), macs.wr_group.eq(loader.wr_group), macs.wr_t.eq(loader.wr_t),

@@ -11,7 +11,7 @@ from .dot import adder_tree
 from .issue import built_tap_groups
 from .lookup import lookup, select_bits
 from .postprocess import PostProcess, narrow, narrowing
-from .schedule import Schedule
+from .schedule import Schedule, postprocess_stages
 
 __all__ = ["OutputRow", "bias_table"]
 
@@ -30,8 +30,8 @@ class OutputRow(wiring.Component):
 
     Timing (cycle 0 is the emitter's read): ``fl`` in cycle 1, ``words`` (the
     banks' read data, registered behind the RAMs) and ``touched`` in cycle 2, ``o`` in cycle ``latency`` =
-    2 + ``schedule.latency.merge`` (the merge tree) + 3 (`PostProcess`: activation and
-    requantization, or the activation's table).
+    2 + ``schedule.latency.merge`` (the merge tree) + `PostProcess`'s stages (activation and
+    requantization, or the activation's table: `tconv.hw.schedule.postprocess_stages`).
 
     Parameters
     ----------
@@ -68,7 +68,7 @@ class OutputRow(wiring.Component):
         self._row_bits = list(row_bits)
         self._runtime = runtime if runtime is not None and runtime.bias_width else None
         self._taps = len(built_tap_groups(schedule))
-        self.latency = 2 + schedule.latency.merge + PostProcess.latency
+        self.latency = 2 + schedule.latency.merge + postprocess_stages(layer_q.config.activation)
         wa = layer_q.accumulator_format.width
         ports = {
             "words": In(data.ArrayLayout(signed(wa), self._taps)),

@@ -8,7 +8,8 @@ valid bits alongside. Their numpy models are the golden model's own functions
 `PostProcess` is the whole step from the merged accumulator to the output code
 for every activation the fixed-point model computes, in 3 register stages:
 exact ones as `Activation` (1) + `Requantize` (2), table ones as narrow/index
-(1), table ROM (2), tail or table (3).
+(1), table ROM (2), tail or table (3); ``linear`` in 2 (its `Activation` is the
+identity, without a register: `tconv.hw.schedule.postprocess_stages`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tconv.model.fixed_activations import (
 
 from .lookup import lookup
 from .ram import BlockRam
+from .schedule import postprocess_stages
 
 __all__ = ["LUT_TABLE_ENTRIES", "table_codes", "Activation", "PostProcess", "Requantize", "activation_width", "check_activation", "Narrowing",
            "narrowing", "narrow"]
@@ -148,17 +150,20 @@ class Activation(wiring.Component):
     keep_bits, keep_sign : int or None, bool
         Keep only the low ``keep_bits`` bits (and the sign) of the result: all a
         wrapping (WRAP) requantizer reads (see `Narrowing`).
+    registered : bool
+        Register ``o`` (default); False: ``o`` is combinational (``PostProcess``
+        uses that for ``linear``, whose result is its input's bits).
 
     Members
     -------
     i : In(signed(acc_width))
     o : Out(signed(out_width))
-        Registered; ``out_frac = activation_frac(name, acc_frac) - drop_lsbs``
-        fractional bits.
+        Registered (unless ``registered=False``); ``out_frac =
+        activation_frac(name, acc_frac) - drop_lsbs`` fractional bits.
     """
 
     def __init__(self, name: str, *, acc_width: int, acc_frac: int, drop_lsbs: int = 0,
-                 keep_bits: int | None = None, keep_sign: bool = True):
+                 keep_bits: int | None = None, keep_sign: bool = True, registered: bool = True):
         if name not in EXACT_ACTIVATIONS:
             raise ValueError(f"activation {name!r} has no exact form; exact: {', '.join(EXACT_ACTIVATIONS)}")
         self._name = name
@@ -169,6 +174,7 @@ class Activation(wiring.Component):
         if keep_bits is not None and keep_bits + int(keep_sign) >= full:
             keep_bits = None
         self._keep, self._keep_sign = keep_bits, keep_sign
+        self._registered = registered
         self.out_width = full if keep_bits is None else keep_bits + int(keep_sign)
         super().__init__({"i": In(signed(acc_width)), "o": Out(signed(self.out_width))})
 
@@ -205,7 +211,10 @@ class Activation(wiring.Component):
             result = result.as_signed() >> self._drop
         if self._keep is not None:
             result = narrow(result, 0, self._keep, self._keep_sign)
-        m.d.sync += self.o.eq(result)
+        if self._registered:
+            m.d.sync += self.o.eq(result)
+        else:
+            m.d.comb += self.o.eq(result)
         return m
 
 
@@ -310,10 +319,11 @@ def _overflow(m, rounded, fmt, o) -> None:
 
 
 class PostProcess(wiring.Component):
-    """Accumulator to output code for every activation of the fixed-point model, in 3 register stages.
+    """Accumulator to output code for every activation of the fixed-point model, in 3 register
+    stages (``linear``: 2).
 
-    Exact activations are `Activation` (1 stage) then `Requantize` (2), as the
-    layer core built them before. Table activations:
+    Exact activations are `Activation` (1 stage; ``linear`` none: it is the
+    identity) then `Requantize` (2). Table activations:
 
     1. narrow ``t = i >> table.drop``; register which side's tail applies and a
        linear tail's value ``x + c`` rounded to the output (`Requantize`'s
@@ -350,13 +360,13 @@ class PostProcess(wiring.Component):
     -------
     i : In(signed(acc_width))
     o : Out(unsigned(fmt.width))
-        The output code's bits, ``latency`` (3) cycles after ``i``.
+        The output code's bits, ``latency`` cycles after ``i``
+        (`tconv.hw.schedule.postprocess_stages`: 3, or 2 for ``linear``).
     """
-
-    latency = 3
 
     def __init__(self, name: str, fmt, *, acc_width: int, acc_frac: int, table=None, narrowing=None):
         check_fixed_activation(name)
+        self.latency = postprocess_stages(name)
         self._name, self._fmt, self._acc_width, self._acc_frac = name, fmt, acc_width, acc_frac
         self._table, self._narrowing, self._lo = table, narrowing, 0
         if name in TABLE_ACTIVATIONS:
@@ -376,7 +386,8 @@ class PostProcess(wiring.Component):
         if self._name not in TABLE_ACTIVATIONS:
             nr = self._narrowing
             kw = (dict(drop_lsbs=nr.act_drop, keep_bits=nr.act_keep, keep_sign=nr.act_sign) if nr else {})
-            act = Activation(self._name, acc_width=self._acc_width, acc_frac=self._acc_frac, **kw)
+            act = Activation(self._name, acc_width=self._acc_width, acc_frac=self._acc_frac,
+                             registered=self.latency == 3, **kw)
             req = Requantize(self._fmt, in_width=act.out_width, in_frac=act.out_frac)
             m.submodules.activation, m.submodules.requantize = act, req
             m.d.comb += [act.i.eq(self.i), req.i.eq(act.o), self.o.eq(req.o)]

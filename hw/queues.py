@@ -6,9 +6,10 @@ compares start at flip-flops. An entry pushed in cycle ``n`` is written to the
 (distributed RAM) storage at the end of ``n``; it reaches the head at the end
 of ``n + 1`` at the earliest (when the head is free or popped then).
 
-`OutputFifo` holds output beats in front of ``m_axis``; a beat is offered in
-the cycle it is written when nothing is stored, and ``r_valid`` is one gate
-from registers.
+`OutputFifo` holds output beats in front of ``m_axis``; its ``r_valid`` and
+``r_data`` are flip-flops (an output register behind a fall-through store), so
+the sink sees no logic of the layer; a beat is offered the cycle after it is
+written at the earliest.
 """
 
 from __future__ import annotations
@@ -140,27 +141,34 @@ class FrameQueue(wiring.Component):
 
 
 class OutputFifo(wiring.Component):
-    """First-word-fall-through FIFO of ``depth`` words with a bypass; the writer never
-    overfills it.
+    """FIFO of ``depth`` words whose head sits in an output register; the writer never
+    holds more than ``depth`` words in it (stored or in the output register).
 
-    A word written in cycle ``n`` is offered in cycle ``n`` already when the FIFO
-    is empty (and stored only if it is not taken then).
+    A word written in cycle ``n`` is offered from cycle ``n + 1`` on (straight
+    into the output register when that is empty or its word is taken in ``n``;
+    else stored). The output register refills every cycle its word is taken, so
+    the sink can take one word per cycle. Why a register: with the word offered
+    in the cycle it was written (a bypass), ``m_axis_tvalid`` came from the
+    emission pipeline through the FIFO into the sink's logic, the speed-6
+    critical path of the 64-PE layer (docs/benchmarks.md).
 
     Members
     -------
     w_en : In(1)
     w_data : In(shape)
     r_valid : Out(1)
-        A word is offered (``w_en`` or a stored word: one gate from registers).
+        A word is offered (a flip-flop).
     r_data : Out(shape)
+        The word offered (flip-flops).
     r_en : In(1)
         Take the word (when ``r_valid``).
 
     The words are ``width`` bits or of ``shape`` (e.g. a `data.StructLayout`).
 
     On the ``"formal"`` platform it asserts that its count (thermometer flags)
-    is the distance between its pointers, and drives ``level`` (words stored),
-    for the credit invariants of its writer; elsewhere ``level`` drops out.
+    is the distance between its pointers, and drives ``level`` (words held:
+    stored or in the output register), for the credit invariants of its writer;
+    elsewhere ``level`` drops out.
     """
 
     def __init__(self, *, depth: int, width: int | None = None, shape=None):
@@ -185,26 +193,36 @@ class OutputFifo(wiring.Component):
         rport = mem.read_port(domain="comb")
         wptr = Signal(range(depth))
         rptr = Signal(range(depth))
-        store = Signal()    # the word written now stays (it is not passed straight through)
-        unstore = Signal()  # the oldest stored word is taken
+        store = Signal()    # the word written now stays (it does not go straight to the output register)
+        unstore = Signal()  # the oldest stored word moves to the output register
+        load = Signal()     # the output register takes the next word (if there is one)
         flags, _ = thermometer(m, depth, store, unstore, name="count", platform=platform)
         stored = flags[0]
+        out_valid = Signal(name="out_valid")
+        out_data = Signal(self._width, name="out_data", reset_less=True)
         m.d.comb += [
-            store.eq(self.w_en & (stored | ~self.r_en)),
-            unstore.eq(stored & self.r_en),
+            load.eq(~out_valid | self.r_en),
+            store.eq(self.w_en & (stored | ~load)),
+            unstore.eq(stored & load),
             # Every written word goes to the slot at wptr, which is free (the
             # writer never overfills); wptr moves on only when the word stays.
             # So the write enable does not wait for the sink's ready.
             wport.addr.eq(wptr), wport.data.eq(self.w_data), wport.en.eq(self.w_en),
             rport.addr.eq(rptr),
-            self.r_data.eq(Mux(stored, rport.data, self.w_data)),
-            self.r_valid.eq(stored | self.w_en),
+            self.r_data.eq(out_data),
+            self.r_valid.eq(out_valid),
         ]
+        with m.If(load):
+            m.d.sync += [out_valid.eq(stored | self.w_en),
+                         out_data.eq(Mux(stored, rport.data, self.w_data))]
         with m.If(store):
             m.d.sync += wptr.eq(wptr + 1)
         with m.If(unstore):
             m.d.sync += rptr.eq(rptr + 1)
         if platform == "formal":
-            m.d.comb += self.level.eq(count_of(flags))
-            _pointer_invariant(m, self.level, wptr, rptr, depth)
+            count = count_of(flags)
+            m.d.comb += self.level.eq(count + out_valid)
+            _pointer_invariant(m, count, wptr, rptr, depth)
+            # The store never passes the output register: it holds a word whenever one is stored.
+            m.d.comb += Assert(~stored | out_valid)
         return m

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from tconv.model import geometry
 
-__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "LUT_ROM_WORDS",
+__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "postprocess_stages", "LUT_ROM_WORDS",
            "plan_mapping", "UTILIZATION_TARGET"]
 
 #: Largest ``array.pe_count`` tconv builds or accepts in a manifest.
@@ -108,8 +108,15 @@ class Latencies:
 WIDE_ARRAY_PES = 128
 
 
+def postprocess_stages(activation: str) -> int:
+    """Register stages of `tconv.hw.postprocess.PostProcess` for ``activation``: rounding and
+    overflow (2), behind an activation stage (1) for every activation but ``linear``, whose
+    activation is the identity and gets no register."""
+    return 2 if activation == "linear" else 3
+
+
 def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
-                       pe_count: int = 64) -> Latencies:
+                       pe_count: int = 64, activation: str = "linear") -> Latencies:
     tree = tree_stages(lanes)
     chunk = 1 if chunks > 1 else 0
     luts = rom_words <= LUT_ROM_WORDS
@@ -123,10 +130,10 @@ def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
     # address, and the frame descriptor's path to the emitter needs at least three.
     issue_to_write = max((0 if luts else 1) + operand + product + tree + chunk + 1, 5)
     merge = tree_stages(tap_groups + 1)  # tap-group partials + bias
-    # read (1), read-data register (1), merge, activation (1), rounding (1),
-    # overflow (1); the output FIFO passes a beat through in the cycle it is
-    # written when it holds nothing
-    emit_to_out = 2 + merge + 3
+    # read (1), read-data register (1), merge, activation (1; none for linear),
+    # rounding (1), overflow (1), the output FIFO's output register (1: m_axis
+    # comes from flip-flops)
+    emit_to_out = 2 + merge + postprocess_stages(activation) + 1
     return Latencies(issue_to_write, operand, product, tree, chunk, merge, emit_to_out)
 
 
@@ -206,6 +213,7 @@ class Schedule:
     padding: str
     output_padding: int | None
     pe_count: int
+    activation: str = "linear"
     lanes: int = field(init=False)
     groups: int = field(init=False)
     filter_groups: int = field(init=False)
@@ -242,7 +250,8 @@ class Schedule:
         return cls(in_channels=config.in_channels, filters=config.filters,
                    kernel_size=config.kernel_size, strides=config.strides,
                    dilation_rate=config.dilation_rate, padding=config.padding.lower(),
-                   output_padding=config.output_padding, pe_count=pe_count)
+                   output_padding=config.output_padding, pe_count=pe_count,
+                   activation=getattr(config, "activation", None) or "linear")
 
     def __post_init__(self):
         s = object.__setattr__
@@ -276,7 +285,7 @@ class Schedule:
         s(self, "revisit_steps", j0 * per_group)
         s(self, "revisit_taps", dk * per_group)
         # tap groups beyond kernel_size have no taps and are not built
-        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t, self.pe_count))
+        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t, self.pe_count, self.activation))
         fg = self.filters_per_group
         in_flight = -(-(fg + self.latency.emit_to_out) // fg) + 2
         s(self, "out_fifo_depth", next_pow2(in_flight))
@@ -505,7 +514,7 @@ class Schedule:
             for pe in (P << n, P >> n):
                 if 1 <= pe <= MAX_PE_COUNT and pe != P:
                     other = Schedule(C, F, K, self.strides, self.dilation_rate, self.padding,
-                                     self.output_padding, pe)
+                                     self.output_padding, pe, self.activation)
                     u = other.steady_utilization()
                     if u >= target:
                         found.append(f"pe_count {pe} would reach {100 * u:.1f}%")

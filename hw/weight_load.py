@@ -26,7 +26,7 @@ count restarts) and keeps ``active``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Assert, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -85,33 +85,39 @@ class WeightLoader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        self._platform = platform
         active = Signal(name="active_bank", reset_less=True)  # survives rst
         m.d.comb += self.active.eq(active)
-        counts = self._frames(m, active)
-        self._load(m, active, counts)
+        busy, busy_next = self._frames(m, active)
+        self._load(m, active, busy, busy_next)
         return m
 
     def _frames(self, m, active):
-        """Frames in flight per bank; ``s_bank`` and ``emit_bank``."""
+        """Frames in flight per bank; ``s_bank`` and ``emit_bank``. Returns the
+        flags ``busy[b]`` (bank ``b`` has frames in flight) and their next values."""
         first = Signal(init=1)  # the next step accepted starts a frame
         cur = Signal(reset_less=True)
         counts = [Signal(range(self._bound + 1), name=f"frames_bank{b}") for b in range(2)]
-        inactive_busy = Signal()
+        # busy[b] == (counts[b] != 0), a register of its own whose next value only
+        # selects among register outputs: the count's adder and zero test were the
+        # runtime design's critical path (from the input handshake into w_ready).
+        busy = [Signal(name=f"busy_bank{b}") for b in range(2)]
+        busy_next = [Signal(name=f"busy_bank{b}_next") for b in range(2)]
         m.d.comb += [
             self.s_bank.eq(Mux(first, active, cur)),
-            inactive_busy.eq(Mux(active, counts[0] != 0, counts[1] != 0)),
-            self.emit_bank.eq(Mux(inactive_busy, ~active, active)),
+            self.emit_bank.eq(Mux(Mux(active, busy[0], busy[1]), ~active, active)),
         ]
         with m.If(self.s_take):
             m.d.sync += [cur.eq(self.s_bank), first.eq(self.s_last)]
         for b in range(2):
             inc = self.s_take & first & (self.s_bank == b)
             dec = self.done & (self.emit_bank == b)
-            m.d.sync += counts[b].eq(counts[b] + inc - dec)
-        self._inactive_busy = inactive_busy
-        return counts
+            # A frame in: busy. One out and none in: busy unless it was the last one.
+            m.d.comb += busy_next[b].eq(Mux(inc, 1, Mux(dec, counts[b] != 1, busy[b])))
+            m.d.sync += [counts[b].eq(counts[b] + inc - dec), busy[b].eq(busy_next[b])]
+        return busy, busy_next
 
-    def _load(self, m, active, counts):
+    def _load(self, m, active, busy, busy_next):
         """Beat counting, malformed sets, the write ports and the bank switch."""
         lay = self.layout
         ng, nb = len(lay.groups), len(lay.filter_groups)
@@ -122,26 +128,34 @@ class WeightLoader(wiring.Component):
         gi, t = Signal(range(ng), name="w_group"), Signal(range(lay.cycles_per_step), name="w_t")
         bi, fl = Signal(range(max(nb, 1)), name="w_bgroup"), Signal(range(lay.filters_per_group), name="w_fl")
         take = Signal()
+        # Beats are taken while dropping a malformed set, or while no frame in flight
+        # uses the inactive bank. ``ready`` is that, registered (it is a flip-flop, so
+        # the beat counters' enables start one gate from registers): its next value
+        # from the next values of ``dropping``, ``active`` and the busy flags.
+        ready = Signal(init=1, name="w_ready_r")
         # No handshake during rst: a beat taken then would be neither written nor counted
         # (the write registers reset), while the active bank does not reset.
-        m.d.comb += [self.w_ready.eq((dropping | ~self._inactive_busy) & ~ResetSignal()),
+        m.d.comb += [self.w_ready.eq(ready & ~ResetSignal()),
                      take.eq(self.w_valid & self.w_ready)]
         write = take & ~dropping
+        last_beat = beat == lay.beats - 1
+        switch = write & last_beat & self.w_last             # a complete set: the other bank is active
+        drop = write & last_beat & ~self.w_last              # no tlast on the last beat
+        dropping_next = Mux(dropping, ~(take & self.w_last), drop)
+        active_next = active ^ switch
+        m.d.sync += ready.eq(dropping_next | ~Mux(active_next, busy_next[0], busy_next[1]))
+        if self._platform == "formal":
+            m.d.comb += Assert(ready == (dropping | ~Mux(active, busy[0], busy[1])))
         # Registered write ports: one group's (or filter group's) RAM per beat.
         m.d.sync += [self.wr_t.eq(t), self.wr_fl.eq(fl), self.wr_bank.eq(~active), self.wr_data.eq(self.w_data),
                      self.wr_group.eq(Mux(write & ~bias_phase, 1 << gi, 0))]
         if nb:
             m.d.sync += self.wr_bias.eq(Mux(write & bias_phase, 1 << bi, 0))
-        with m.If(take & dropping & self.w_last):
-            m.d.sync += dropping.eq(0)
+        m.d.sync += [dropping.eq(dropping_next), active.eq(active_next)]
         restart = Signal()
         with m.If(write):
-            with m.If(beat == lay.beats - 1):
-                m.d.comb += restart.eq(1)
-                with m.If(self.w_last):
-                    m.d.sync += active.eq(~active)
-                with m.Else():
-                    m.d.sync += dropping.eq(1)  # no tlast on the last beat: drop through the next tlast
+            with m.If(last_beat):
+                m.d.comb += restart.eq(1)       # the set ends here: complete, or dropped through the next tlast
             with m.Elif(self.w_last):
                 m.d.comb += restart.eq(1)       # early tlast: this beat ends the dropped set
             with m.Else():

@@ -45,7 +45,7 @@ Assertions (the layer), in groups selected per task by a define
         and each other as Amaranth ``Assert``s on the ``"formal"`` platform
         (``FrameQueue``, ``OutputFifo`` and ``thermometer`` in tconv.hw.queues, the
         frame and credit counts in ``Conv1DTransposeCore._invariants``): they hold
-        in every reachable state and let k-induction close.
+        in every reachable state, and the ``axis`` induction proves them too.
 
 After a reset everything in flight is dropped: the harness clears its counts,
 so a beat of an older frame coming out after a reset fails ``CHECK_COUNT``.

@@ -17,7 +17,10 @@ free after it). The harness keeps its own record of what happened and asserts:
     a write port is used only the cycle after a ``w_axis`` handshake, never into a
     bank that a frame in flight uses;
 ``emit_bank_oldest``
-    the bank the output side reads the bias with is the oldest frame's.
+    the bank the output side reads the bias with is the oldest frame's;
+``ready_when_inactive_free``
+    out of reset, ``w_ready`` is high whenever no frame in flight uses the inactive
+    bank (a set is never held up for nothing).
 
 :func:`run_loader_formal` runs a bounded model check (``bmc``) to a depth that
 covers several complete sets of the smallest configuration.
@@ -104,6 +107,13 @@ class _Harness(wiring.Component):
                                   for n in range(FRAMES)) != 0)
         with m.If(writing):
             m.d.comb += [Assert(took, "write_after_handshake"), Assert(~in_use, "write_not_in_use")]
+        # Liveness of the load path: beats are taken whenever no frame in flight uses the
+        # inactive bank (w_ready is a register: its next value must foresee this).
+        inactive_used = Signal(name="f_inactive_used")
+        m.d.comb += inactive_used.eq(sum(((banks[n] != ld.active) & (count > n)).as_unsigned()
+                                         for n in range(FRAMES)) != 0)
+        with m.If(~ResetSignal() & ~inactive_used):
+            m.d.comb += Assert(ld.w_ready, "ready_when_inactive_free")
 
 
 def loader_harness(layout, *, beats: int | None = None, frames_in_flight: int = FRAMES + 2) -> _Harness:

@@ -30,8 +30,8 @@ TINY_CONFIG = {
 def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", default=False,
                      help="tconv: long soak (tens of thousands of frames per simulator, two layers, 40 mid-frame resets "
-                          "per port), fuzz runs (20x the examples, random each run) and 40 random layers on both "
-                          "simulators instead of the short, derandomized ones")
+                          "per port), fuzz runs (20x the examples, random each run), 40 random layers on both "
+                          "simulators and every ECP5 RAM shape on Verilator, instead of the short, derandomized ones")
 
 
 def pytest_configure(config):

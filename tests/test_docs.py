@@ -289,6 +289,7 @@ LATENCY_LAYERS = [
     dict(filters=3, kernel_size=7, strides=4, output_padding=2, in_channels=5),
     dict(filters=1, kernel_size=2, strides=2, in_channels=1),
     dict(filters=33, kernel_size=16, strides=8, padding="same", in_channels=100),
+    dict(filters=5, kernel_size=3, strides=2, in_channels=7, activation="relu"),
 ]
 
 
@@ -312,8 +313,10 @@ def _doc_latencies(sch: Schedule) -> tuple[int, int]:
     }
     merge_expr = _one(r"merge \(`(.+?)` levels", text, "merge")
     merge = _evaluate(merge_expr, {"Gk": sch.tap_groups, "K": sch.kernel_size})
-    emit = _one(r"`emit_to_out = (\d+) \+ merge`", text, "emit_to_out")
-    return _evaluate(lp, names), int(emit) + merge
+    emit = _one(r"`emit_to_out = (\d+) \+ merge \+ act`", text, "emit_to_out")
+    act_linear, act_other = _one(r"`act` (\d) for a linear activation, else (\d)", text, "act")
+    act = int(act_linear) if sch.activation == "linear" else int(act_other)
+    return _evaluate(lp, names), int(emit) + merge + act
 
 
 @pytest.mark.parametrize("pe_count", [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024])
@@ -638,6 +641,23 @@ def test_design_folder_python_snippet_gives_the_schedule_cycles(demo_design):
     for length in (1, 2, 3, 8, 33):
         value = eval(code, {"tconv": tconv, "manifest": manifest, "L": length})
         assert value == sch.frame_cycles(length)
+
+
+def test_design_folder_cycle_formula_example_is_the_dilated_layers():
+    """docs/design-folders.md's ``cycles_per_frame`` example and its formula line are what the
+    schedule gives the ``dilated`` benchmark layer at 64 PEs (the text says so)."""
+    import json
+
+    from tconv.flow.bench import bench_layer
+
+    text = _text("docs/design-folders.md")
+    assert "the `dilated` benchmark\nlayer at 64 PEs" in text or "`dilated` benchmark layer at 64 PEs" in " ".join(
+        text.split())
+    example = json.loads("{" + _one(r'\n("cycles_per_frame": \{.*\})\n```', text, "cycles_per_frame example") + "}")
+    formula, per_step, offset, short = Schedule.plan(bench_layer("dilated").config, 64).cycle_formula()
+    assert example["cycles_per_frame"] == {"per_step": per_step, "offset": offset,
+                                           "short_frames": [[n, c] for n, c in sorted(short.items())]}
+    assert f"(`{formula}`)" in text
 
 
 def test_architecture_map_names_every_module_and_only_real_ones():

@@ -48,13 +48,15 @@ def test_smallest_configuration_is_proven(smallest, tmp_path):
     assert res.task("axis").mode == "prove" and res.task("count").depth == 20
 
 
-def test_induction_needs_the_components_invariants(smallest, tmp_path):
+def test_hold_rules_close_without_the_components_invariants(smallest, tmp_path):
     """Without the Asserts of the queues and the core (plain elaboration), k-induction of the
-    handshake rules does not close: the invariants are what makes the unbounded proof."""
+    handshake rules still closes: ``m_axis`` is the output FIFO's output register, which loads
+    only when empty or taken, so the rules hold by construction. (Before that register, with
+    ``tvalid`` formed from the FIFO's count and the emission pipeline, it did not close.)"""
     res = run_formal(smallest, tmp_path / "work", tasks=("axis",), max_length=2, depths={"axis": 4},
                      invariants=False, timeout=600)
     assert res.settings["invariants"] == 0
-    assert res.task("axis").status == "UNKNOWN", res.summary()
+    assert res.task("axis").status == "PASS", res.summary()
 
 
 def test_a_false_property_fails(smallest, tmp_path):

@@ -51,7 +51,10 @@ def test_rom_design_has_no_weights_task(tmp_path):
 # The mutations below edit the layer's formal Verilog (the loader's signals as Amaranth names them);
 # each checks that its text is there, so a renamed signal fails the test instead of passing it.
 STEP_BANK = r"\core.loader.first  ? \core.loader.active  : \core.loader.cur "
-BUSY = r"\core.loader.active  ? \$flatten\core.\loader.$1  : \$flatten\core.\loader.$2 ;"
+# w_ready's next value: the next cycle's inactive bank busy (select by the next active bank).
+BUSY = r" ? \core.loader.busy_bank0_next  : \core.loader.busy_bank1_next ;"
+BOTH = r"(\core.loader.busy_bank0_next  | \core.loader.busy_bank1_next )"
+BOTH_BUSY = f" ? {BOTH} : {BOTH};"
 LAST_BEAT = r"\core.loader.w_beat  == 2'h2"
 
 
@@ -70,7 +73,7 @@ def _replace(old: str, new: str):
     # use the newest complete set)
     ((LAST_BEAT, r"\core.loader.w_beat  == 2'h1"), ("weights_switch_rule", "weights_ready")),
     # loading waits for every frame in flight, not only for those of the older set
-    ((BUSY, r"\$flatten\core.\loader.$1  | \$flatten\core.\loader.$2 ;"), "weights_ready"),
+    ((BUSY, BOTH_BUSY), "weights_ready"),
 ], ids=["mid-frame", "short-set", "ready-low"])
 def test_broken_load_path_fails(runtime, tmp_path, new, caught):
     res = run_formal(runtime, tmp_path / "work", tasks=("weights",), max_length=2, depths=WEIGHTS_DEPTH,

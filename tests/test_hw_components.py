@@ -207,8 +207,9 @@ def test_step_buffer_keeps_order_under_random_handshakes():
 @pytest.mark.parametrize("depth", [1, 2, 4])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_output_fifo_against_a_queue(depth, seed):
-    """Every word comes out once, in order; a word written to an empty FIFO is
-    offered in the same cycle; the writer never holds more than ``depth``."""
+    """Every word comes out once, in order, from the cycle after it was written on
+    (``r_valid`` and ``r_data`` are registers); a word taken is replaced in the
+    same cycle (one word per cycle); the writer never holds more than ``depth``."""
     dut = OutputFifo(width=8, depth=depth)
     rng = np.random.default_rng(seed)
     written, taken = [], []
@@ -224,9 +225,9 @@ def test_output_fifo_against_a_queue(depth, seed):
             ctx.set(dut.w_data, word)
             ctx.set(dut.r_en, r_en)
             valid, data = ctx.get(dut.r_valid), ctx.get(dut.r_data)
-            assert valid == (bool(queue) or w_en), cycle
+            assert valid == bool(queue), cycle
             if valid:
-                assert data == (queue[0] if queue else word), cycle
+                assert data == queue[0], cycle
             if w_en:
                 written.append(word)
                 queue.append(word)
@@ -234,7 +235,7 @@ def test_output_fifo_against_a_queue(depth, seed):
                 taken.append(queue.pop(0))
             await ctx.tick()
         assert taken == written[:len(taken)] and len(written) - len(taken) == len(queue)
-        assert len(taken) > 500
+        assert len(taken) > 250  # the test exercised the FIFO (depth 1: a word every other cycle at most)
 
     _run(dut, bench)
 

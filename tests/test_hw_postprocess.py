@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from tconv.hw.postprocess import PostProcess, narrow, narrowing
+from tconv.hw.schedule import postprocess_stages
 from tconv.model import Conv1DTransposeQ, LayerConfig
 from tconv.model.fixed_activations import FIXED_ACTIVATIONS, TABLE_ACTIVATIONS
 
@@ -74,13 +75,14 @@ class _Core(wiring.Component):
 
 def _simulate(dut, values) -> list[int]:
     got = []
+    latency = postprocess_stages(dut._q.config.activation)
 
     async def bench(ctx):
-        for cycle in range(len(values) + PostProcess.latency):
+        for cycle in range(len(values) + latency):
             if cycle < len(values):
                 ctx.set(dut.i, int(values[cycle]))
             await ctx.tick()
-            if cycle + 1 >= PostProcess.latency:
+            if cycle + 1 >= latency:
                 got.append(ctx.get(dut.o))
 
     sim = Simulator(dut)
@@ -128,9 +130,13 @@ def test_table_activations_with_negative_and_wide_fractions(name):
 
 
 def test_latency_is_the_activation_and_requantize_pair():
-    # Activation registers once, Requantize twice (rounding, overflow): the latencies
-    # tests/test_hw_components.py drives them with.
-    assert PostProcess.latency == 1 + 2
+    # Activation registers once (linear: not at all, it is the identity), Requantize twice
+    # (rounding, overflow): the latencies tests/test_hw_components.py drives them with.
+    for name in FIXED_ACTIVATIONS:
+        q = _layer(name, "fixed<8,3,RND,SAT>")
+        af = q.accumulator_format
+        pp = PostProcess(name, q.output_format, acc_width=af.width, acc_frac=af.frac, table=q.activation_table)
+        assert pp.latency == postprocess_stages(name) == (2 if name == "linear" else 1 + 2), name
     # An impulse through a table PostProcess appears exactly `latency` cycles later.
     qt = _layer("sigmoid", "fixed<8,3,RND,SAT>")
     dut = _Core(qt, narrowed=False)
@@ -151,7 +157,7 @@ def test_latency_is_the_activation_and_requantize_pair():
     sim.add_testbench(bench)
     sim.run()
     hi = int(_want(qt, np.array([big]))[0])
-    assert seen.index(hi) == PostProcess.latency - 1  # read after the 3rd clock edge
+    assert seen.index(hi) == postprocess_stages("sigmoid") - 1  # read after the 3rd clock edge
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

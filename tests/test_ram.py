@@ -1,7 +1,8 @@
 """`tconv.hw.ram.BlockRam`: the ECP5 form (DP16KD cells over sim/ecp5_cells.v) against the
 portable form (an Amaranth memory), cycle by cycle on Icarus and Verilator, for every
 mapping `ecp5_plan` chooses (36-bit cells, 18-bit cells, banks of them), ROMs and RAMs,
-registered read data and not."""
+registered read data and not. Every shape runs on Icarus; on Verilator one shape per test by
+default and every shape under ``pytest --long``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import require_simulator
+from conftest import long_run, require_simulator
 
 from tconv.hw.ram import LUT_RAM_DEPTH, BlockRam, dp16kd_initvals, ecp5_plan
 from tconv.hw.rom import RomModule
@@ -138,8 +139,15 @@ def _run(simulator: str, folder, sources: list[str]) -> str:
     return subprocess.run(cmd, cwd=folder, check=True, env=env, capture_output=True, text=True).stdout
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("shape", list(SHAPES))
+def _on_simulators(shapes, both: str) -> list:
+    """``(shape, simulator)``: every shape on Icarus, and on Verilator too for shape ``both``
+    (the richest); every shape on both under ``pytest --long`` (a Verilator build of these
+    cell models takes 15-30 s, so the default run keeps one)."""
+    return [pytest.param(shape, sim, id=f"{shape}-{sim}") for shape in shapes
+            for sim in ("icarus", "verilator") if sim == "icarus" or shape == both or long_run()]
+
+
+@pytest.mark.parametrize("shape,simulator", _on_simulators(SHAPES, "ram-banks-x18"))
 def test_ecp5_block_ram_matches_portable(tmp_path, shape, simulator):
     require_simulator(simulator)
     width, depth, write, reads, registered = SHAPES[shape]
@@ -176,8 +184,7 @@ def _rom_testbench(width: int, depth: int) -> str:
     return _compare_tb(declarations, instances, stimulus, 2)
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("shape", list(ROM_SHAPES))
+@pytest.mark.parametrize("shape,simulator", _on_simulators(ROM_SHAPES, "banks-wide"))
 def test_rom_module_ecp5_matches_portable(tmp_path, shape, simulator):
     """A weight ROM module's ECP5 text (DP16KD cells, output registers on) reads what its
     portable text reads, with the same two-cycle latency, cycle by cycle."""

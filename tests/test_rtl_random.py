@@ -8,7 +8,8 @@ activation, and every quantization and overflow mode of the four formats,
 including negative and oversized integer bits. Each design runs three frames
 back to back under random back-pressure on both ports. Verilog-backend
 problems that the Amaranth simulator cannot show (a construct one simulator
-refuses) surface here. ``make test`` runs a few seeds, ``pytest --long`` many.
+refuses) surface here. ``make test`` runs a few seeds, with activation tables of
+at most 4096 entries; ``pytest --long`` many, with any table.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from conftest import long_run, require_simulator
 
 from tconv.hw.generate import generate
 from tconv.model import ACTIVATIONS, OVERFLOW_MODES, QUANTIZATION_MODES, Conv1DTransposeQ, FixedFormat, LayerConfig
-from tconv.model.activation_tables import TableTooLarge
+from tconv.model.activation_tables import MAX_TABLE_ENTRIES, TableTooLarge
 from tconv.model.fixed_activations import EXACT_ACTIVATIONS, TABLE_ACTIVATIONS
 from tconv.sim.design import GeneratedDesign
 from tconv.sim.runner import random_frames, simulate
@@ -35,8 +36,17 @@ def _fmt(rng: random.Random, kind: str, width: int, integer: int) -> FixedFormat
                        overflow=rng.choice(OVERFLOW_MODES))
 
 
-def random_design(seed: int) -> tuple[Conv1DTransposeQ, int, list[int]]:
-    """A layer the hardware accepts (with float weights), its PE count and three frame lengths."""
+#: Tables of up to this many entries in ``make test``: a 32768-entry table (one copy per filter
+#: group) takes Verilator minutes to compile; ``--long`` lifts the cap (tables up to MAX_TABLE_ENTRIES).
+TABLE_ENTRIES = None if long_run() else 4096
+
+
+def random_design(seed: int, max_table_entries: int | None = TABLE_ENTRIES) -> tuple[Conv1DTransposeQ, int, list[int]]:
+    """A layer the hardware accepts (with float weights), its PE count and three frame lengths;
+    a table activation gets an output format coarse enough for at most ``max_table_entries``
+    entries (None: any table the model builds)."""
+    if max_table_entries is None:
+        max_table_entries = MAX_TABLE_ENTRIES
     rng = random.Random(seed)
     while True:
         kernel_size = rng.choice([1, 2, 3, 4, 5, 7, 8, 16])
@@ -73,6 +83,9 @@ def random_design(seed: int) -> tuple[Conv1DTransposeQ, int, list[int]]:
             layer = Conv1DTransposeQ(cfg, kernel, bias, input_format=formats["input"],
                                      weight_format=formats["weight"], bias_format=formats.get("bias"),
                                      output_format=formats["output"])
+            table = layer.activation_table
+            if table is not None and table.size > max_table_entries:
+                raise TableTooLarge(f"{table.size} entries")
             return layer, pe_count, lengths
         except TableTooLarge:  # a table activation's output too fine for a table: one bit fewer
             out = formats["output"]

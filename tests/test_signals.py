@@ -118,10 +118,20 @@ def _write_inputs(folder: Path, config: dict) -> None:
              bias=rng.uniform(-2, 2, layer["filters"]))
 
 
+def _default_signals() -> None:
+    """In the child before exec: the signals the tests send at their default action. tconv
+    keeps a signal that its parent ignores ignored (as under ``nohup``, or a shell's
+    background job for SIGINT), so a suite started that way would otherwise wait for
+    nothing."""
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _start(args, cache: Path, cwd: Path, prefix=()):
     env = {**os.environ, "TCONV_CACHE_DIR": str(cache)}
     return subprocess.Popen([sys.executable, *(prefix or ["-m", "tconv.flow.cli"]), *map(str, args)],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
 
 
 def _check_ending(proc, signame: str) -> str:
