@@ -63,10 +63,7 @@ def _array_options(in_channels: int, filters: int, kernel_size: int, strides: in
 def _stage_schedule(config, pe_count: int) -> Schedule:
     """The stage's schedule on an array of ``pe_count`` PEs: any count, not only a power of two
     (the hardware needs none; only a single layer's ``array.pe_count`` is one by contract)."""
-    return Schedule(in_channels=config.in_channels, filters=config.filters, kernel_size=config.kernel_size,
-                    strides=config.strides, dilation_rate=config.dilation_rate, padding=config.padding.lower(),
-                    output_padding=config.output_padding, pe_count=pe_count,
-                    activation=getattr(config, "activation", None) or "linear")
+    return Schedule.of_config(config, pe_count)
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,12 @@ class Schedule:
         check_pe_count(pe_count)
         if not getattr(config, "in_channels", None):
             raise ValueError("layer.in_channels must be a positive integer to plan the hardware")
+        return cls.of_config(config, pe_count)
+
+    @classmethod
+    def of_config(cls, config, pe_count: int) -> Schedule:
+        """The schedule of ``config`` on ``pe_count`` PEs, any count (`plan` without its checks:
+        a chain's stages take PE counts that are not powers of two)."""
         return cls(in_channels=config.in_channels, filters=config.filters,
                    kernel_size=config.kernel_size, strides=config.strides,
                    dilation_rate=config.dilation_rate, padding=config.padding.lower(),

@@ -101,17 +101,19 @@ class _Harness(wiring.Component):
         with m.If(started):
             m.d.comb += Assert((ld.active == active_d) | ends_set, "wrong_length_never_active")
             m.d.comb += Assert(~ends_set | (ld.active != active_d), "complete_set_active")
+        def frames_using(bank, name):
+            """Some frame in flight uses ``bank``."""
+            used = Signal(name=name)
+            m.d.comb += used.eq(sum(((banks[n] == bank) & (count > n)).as_unsigned() for n in range(FRAMES)) != 0)
+            return used
+
         writing = ld.wr_group.any() | ld.wr_bias.any()
-        in_use = Signal(name="f_in_use")
-        m.d.comb += in_use.eq(sum(((banks[n] == ld.wr_bank) & (count > n)).as_unsigned()
-                                  for n in range(FRAMES)) != 0)
+        in_use = frames_using(ld.wr_bank, "f_in_use")
         with m.If(writing):
             m.d.comb += [Assert(took, "write_after_handshake"), Assert(~in_use, "write_not_in_use")]
         # Liveness of the load path: beats are taken whenever no frame in flight uses the
         # inactive bank (w_ready is a register: its next value must foresee this).
-        inactive_used = Signal(name="f_inactive_used")
-        m.d.comb += inactive_used.eq(sum(((banks[n] != ld.active) & (count > n)).as_unsigned()
-                                         for n in range(FRAMES)) != 0)
+        inactive_used = frames_using(~ld.active, "f_inactive_used")
         with m.If(~ResetSignal() & ~inactive_used):
             m.d.comb += Assert(ld.w_ready, "ready_when_inactive_free")
 
