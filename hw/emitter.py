@@ -12,7 +12,7 @@ the sink). Each read row leaves with an `emission_tag`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,6 +49,8 @@ class Emitter(wiring.Component):
     -------
     written : In(issue_tag_layout(schedule))
         The MAC array's write-stage tag.
+    upcoming : In(issue_tag_layout(schedule))
+        The tag that ``written`` holds in the next cycle.
     head_valid : In(1)
     head : In(frame_layout(schedule))
         The frame queue's head descriptor.
@@ -74,7 +76,7 @@ class Emitter(wiring.Component):
         self._row_bits = list(row_bits)
         sch = schedule
         super().__init__({
-            "written": In(issue_tag_layout(sch)),
+            "written": In(issue_tag_layout(sch)), "upcoming": In(issue_tag_layout(sch)),
             "head_valid": In(1), "head": In(frame_layout(sch)), "pop": Out(1),
             "released": Out(1), "taken": In(1),
             "em_addr": Out(bank_address_width(sch)),
@@ -146,14 +148,24 @@ class Emitter(wiring.Component):
         emit_end, frame_end = self.head.emit_end, self.head.frame_end
         # ep < fp_next, for both values of fp_next: the compares start at registers and the
         # late write-stage event only selects (it was a subtractor's input: a critical path).
-        w = self.written
+        # The compares with the event's pointer are made a cycle ahead, from the upcoming
+        # tag, for ep, ep + 1 and ep + 2 (this cycle's ep and ep + 1 are among them), and
+        # registered; `released` (ep moved on) selects (a subtractor from the tag pipeline
+        # into this select was the 64-PE layer's speed-6 critical path).
+        w, up = self.written, self.upcoming
         moved = w.valid & w.event
+        ahead = [Signal(name=f"event_neg{k}", reset_less=True) for k in range(3)]
+        m.d.sync += [r.eq(negative(p, up.event_fp)) for r, p in zip(ahead, (ep, ep1, ep2))]
+        at_event = (Mux(self.released, ahead[1], ahead[0]), Mux(self.released, ahead[2], ahead[1]))
+        if self._platform == "formal":
+            m.d.comb += [Assert(~moved | (at_event[0] == negative(ep, w.event_fp))),
+                         Assert(~moved | (at_event[1] == negative(ep1, w.event_fp)))]
 
-        def before_final(p):
-            return Mux(moved, negative(p, w.event_fp), negative(p, fp))
+        def before_final(k, p):
+            return Mux(moved, at_event[k], negative(p, fp))
 
         compares = {
-            "fin": (before_final(ep), before_final(ep1)),                 # ep < fp
+            "fin": (before_final(0, ep), before_final(1, ep1)),           # ep < fp
             "tail": (~negative(ep, emit_end), ~negative(ep1, emit_end)),  # ep >= emit_end
             "end": (ep == frame_end, ep1 == frame_end),
             "beat_last": (ep1 == emit_end, ep2 == emit_end),

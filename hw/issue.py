@@ -10,7 +10,7 @@ its first item then pushes the frame descriptor. Each item leaves with an
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -119,20 +119,26 @@ class IssueControl(wiring.Component):
         T, CH, Fg, Kg = sch.cycles_per_step, sch.chunks, sch.filters_per_group, sch.taps_per_group
         ct, cc, cfl, ckl = (counter(m, T, "t"), counter(m, CH, "c"), counter(m, Fg, "fl"),
                             counter(m, Kg, "kl"))
-        mid = Signal()  # t != 0: the current step has started
+        mid = ~ct.first  # t != 0: the current step has started
         # A step may start if it is not a frame's last or the frame queue has
         # room: `fq_count < Q - 1` one cycle ago, so a push now fits.
         last_ok = Signal(init=1)
         room = Signal(signed(position_width(sch)), init=sch.slots - sch.keff)
         issue = Signal()
         m.d.comb += issue.eq(mid | (self.step_valid & ~room[-1] & last_ok))
-        step_done = issue & ct.last
+        # The step's last item issues. With more than one item a step, t = T - 1
+        # means the step has started (mid), so it issues: `step_done` is the flag
+        # register itself. It drives the step buffer's next state, the positions
+        # and `room`; formed from `issue` it was the head of the issue side's
+        # longest paths (four LUT levels into the step buffer and `last_ok`).
+        step_done = ct.last if T > 1 else issue
         m.d.comb += self.consume.eq(step_done)
         for ctr, ce in ((ct, issue), (cc, issue), (cfl, issue & cc.last),
                         (ckl, issue & cc.last & cfl.last)):
             m.d.comb += ctr.ce.eq(ce)
-        with m.If(issue):
-            m.d.sync += mid.eq(~ct.last if T > 1 else 0)
+        if platform == "formal":
+            # the item counter's flags follow its value (step_done = t's last flag relies on it)
+            m.d.comb += [Assert(ct.first == (ct.value == 0)), Assert(ct.last == (ct.value == T - 1))]
         pstep, step_no = self._positions(m, step_done, room)
         self._descriptor(m, issue & ~mid & self.step_last, pstep, last_ok)
         self._tag(m, issue, pstep, step_no, ct, cc, cfl, ckl)
@@ -149,21 +155,21 @@ class IssueControl(wiring.Component):
                 m.d.sync += [pstep.eq(pstep + sch.tail_span), step_no.eq(0)]
             with m.Else():
                 m.d.sync += [pstep.eq(pstep + s), step_no.eq(Mux(step_no == j0, j0, step_no + 1))]
-        # room' = room + released - (step_done ? (last ? tail_span : strides) : 0): each of the
-        # six outcomes is room plus a constant (one carry chain from the room register), and
-        # `released`, `step_done` and `last` only select among them (for clock speed: with
-        # `released` inside the sums, it fed a carry chain in front of the room register).
-        cands = {}
-        for rel in (0, 1):
-            for key, sub in (("keep", 0), ("step", s), ("tail", sch.tail_span)):
-                cand = Signal(signed(PW), name=f"room_{key}{rel}")
-                m.d.comb += cand.eq(room + (rel - sub))
-                cands[key, rel] = cand
+        # room' = room + released - (step_done ? (last ? tail_span : strides) : 0): one carry
+        # chain from the room register, whose other operand is one of six constants that
+        # `released`, `step_done` and `last` select. Those are registers (`step_done` is
+        # the item counter's last flag with more than one item a step), so the select
+        # sits in front of the carry chain, and nothing behind it. (Six sums selected
+        # behind the carry chains instead put a 6:1 select between the chain and the
+        # register: the speed-8 critical path of the 64-PE layer.)
         rel = self.released
-        m.d.sync += room.eq(Mux(step_done,
-                                Mux(last, Mux(rel, cands["tail", 1], cands["tail", 0]),
-                                    Mux(rel, cands["step", 1], cands["step", 0])),
-                                Mux(rel, cands["keep", 1], cands["keep", 0])))
+        delta = Signal(signed(PW), name="room_delta")
+
+        def by_rel(sub):  # released - sub, as a constant per value of `released`
+            return Mux(rel, Const(1 - sub, signed(PW)), Const(-sub, signed(PW)))
+
+        m.d.comb += delta.eq(Mux(step_done, Mux(last, by_rel(sch.tail_span), by_rel(s)), by_rel(0)))
+        m.d.sync += room.eq(room + delta)
         return pstep, step_no
 
     def _descriptor(self, m, push, pstep, last_ok):

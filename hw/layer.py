@@ -109,7 +109,6 @@ class Conv1DTransposeCore(wiring.Component):
         m.submodules.steps = buf = StepBuffer(self.in_width, bank=rt is not None)
         if rt is None:
             wiring.connect(m, wiring.flipped(self.i), buf.i)
-        x = buf.step.data if sch.weights_in_luts else buf.data_d
         m.submodules.issue = issue = IssueControl(sch)
         m.submodules.frames = frames = FrameQueue(shape=frame_layout(sch), depth=sch.frame_queue_depth)
         m.submodules.macs = macs = MacArray(q, sch, cell=self.multiplier_cell, garbage_seed=self._garbage_seed,
@@ -133,8 +132,8 @@ class Conv1DTransposeCore(wiring.Component):
             issue.released.eq(emitter.released), issue.pop.eq(emitter.pop),
             frames.push.eq(issue.push), frames.push_data.eq(issue.descriptor), frames.pop.eq(emitter.pop),
             macs.tag.eq(issue.tag),
-            macs.x.eq(x),
-            emitter.written.eq(macs.written), emitter.head.eq(frames.head),
+            macs.x.eq(buf.step.data),
+            emitter.written.eq(macs.written), emitter.upcoming.eq(macs.upcoming), emitter.head.eq(frames.head),
             emitter.head_valid.eq(frames.head_valid), macs.em_addr.eq(emitter.em_addr),
             emitter.taken.eq(ofifo.r_valid & self.o.ready),
         ]

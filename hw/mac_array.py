@@ -88,11 +88,11 @@ class MacArray(wiring.Component):
     tag : In(issue_tag_layout(schedule))
         The item issued in this cycle.
     x : In(in_channels * Wx)
-        The step's data at the operand stage: in the issue cycle when the
-        weights are in LUTs (``schedule.weights_in_luts``), one cycle later
-        when they are in block RAM.
+        The step's data in the issue cycle.
     written : Out(issue_tag_layout(schedule))
         The tag of the item whose sums are written into the banks now.
+    upcoming : Out(issue_tag_layout(schedule))
+        The tag that ``written`` holds in the next cycle (a register).
     em_addr : In(bank_address_width(schedule))
         The emitter's read address (the same in every bank).
     em_data : Out(bank_words_layout(layer_q, schedule))
@@ -113,6 +113,7 @@ class MacArray(wiring.Component):
             "tag": In(issue_tag_layout(sch)),
             "x": In(layer_q.config.in_channels * layer_q.input_format.width),
             "written": Out(issue_tag_layout(sch)),
+            "upcoming": Out(issue_tag_layout(sch)),
             "em_addr": In(bank_address_width(sch)),
             "em_data": Out(bank_words_layout(layer_q, sch)),
         }
@@ -132,14 +133,18 @@ class MacArray(wiring.Component):
         R, CH, Wx = sch.lanes, sch.chunks, self.layer_q.input_format.width
         Lp = sch.latency.issue_to_write
         tags = delay(m, self.tag, Lp, name="", reset=("valid",))
-        m.d.comb += self.written.eq(tags[Lp])
-        # The operand registers take channel chunk c of the step (c of the
-        # issue cycle, or one cycle later with block-RAM weights).
+        m.d.comb += [self.written.eq(tags[Lp]), self.upcoming.eq(tags[Lp - 1])]
+        # The operand registers take channel chunk c of the step: in the cycle
+        # after issue with LUT weights; with block-RAM weights (read one cycle
+        # later) the chunk selected in the issue cycle passes a register first.
+        # That register takes the select (read pointer, chunk) off the long
+        # route to the operand registers at the DSP rows, which then starts at
+        # a flip-flop (the 64-PE layer's speed-6 critical path went through it).
         luts = sch.weights_in_luts
         x_all = Cat(self.x, Const(0, CH * R * Wx - len(self.x)))
         chunks = [x_all[n * R * Wx:(n + 1) * R * Wx] for n in range(CH)]
-        x_sel = Signal(R * Wx)
-        m.d.comb += x_sel.eq(lookup(tags[0 if luts else 1].c, chunks))
+        x_sel = Signal(R * Wx, name="x_sel", reset_less=True)
+        m.d["comb" if luts else "sync"] += x_sel.eq(lookup(tags[0].c, chunks))
         nf = min(sch.filter_groups, sch.filters)
         for i, gk in enumerate(built_tap_groups(sch)):
             for j in range(nf):

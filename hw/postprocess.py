@@ -246,23 +246,34 @@ class Requantize(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rounded = _round(m, self.i, self._in_width, self._shift, self._fmt)
-        _overflow(m, rounded, self._fmt, self.o)
+        rounded, over = _round(m, self.i, self._in_width, self._shift, self._fmt, flags=True)
+        _overflow(m, rounded, self._fmt, self.o, over)
         return m
 
 
-def _round(m, v, w: int, shift: int, fmt, name: str = "rounded", tight: bool = False):
+def _round(m, v, w: int, shift: int, fmt, name: str = "rounded", tight: bool = False, flags: bool = False):
     """Register ``v`` (signed, ``w`` bits) dropping ``shift`` bits by ``fmt``'s quantization mode
     (shifting left for a negative ``shift``); returns the register, before the overflow mode.
 
     ``tight``: extend ``v`` only where the shift needs it (a ``v`` driven by logic
     in this module must not get a copy of its own sign bit, which Verilator reads
-    as a combinational loop, UNOPTFLAT)."""
+    as a combinational loop, UNOPTFLAT).
+
+    ``flags``: return ``(register, over)`` instead, ``over`` the registered flags
+    ``(rounded > max_code, rounded < saturation_min)`` for `_overflow` (None for WRAP),
+    decided from the floor and the round-up bit in the same cycle as the sum, so
+    that the overflow stage starts at flip-flops (its compares behind the sum were
+    a speed-6 critical path of the 64-PE layer)."""
+    up = Const(0, 1)
+    # The register keeps the output's bits only when WRAP drops the others or the
+    # overflow flags carry what they would tell; else it holds the exact sum.
+    narrow = fmt.overflow == "WRAP" or flags
     if shift > 0 and fmt.rounding == "TRN":
         # A floor reads no dropped bit (no register or wire keeps them).
-        width = fmt.width if fmt.overflow == "WRAP" else max(w - shift + 2, fmt.width + 1)
-        rounded = Signal(signed(width), name=name)
-        m.d.sync += rounded.eq(v.as_signed() >> shift)
+        exact = max(w - shift + 2, fmt.width + 1)
+        rounded = Signal(signed(fmt.width if narrow else exact), name=name)
+        floor = v.as_signed() >> shift
+        m.d.sync += rounded.eq(floor)
     elif shift > 0:
         # Sign-extend so that the dropped bits exist even when shift >= width.
         ext = Signal(signed(max(w, shift + 1) if tight else max(w, shift) + 1), name=f"{name}_ext")
@@ -290,26 +301,38 @@ def _round(m, v, w: int, shift: int, fmt, name: str = "rounded", tight: bool = F
             up = gt | (eq & floor[0])
         else:
             raise ValueError(f"output format rounding {mode!r} is not supported")
-        # WRAP keeps the low bits only, so it needs no more of them.
-        width = fmt.width if fmt.overflow == "WRAP" else max(w - shift + 2, fmt.width + 1)
-        rounded = Signal(signed(width), name=name)
+        exact = max(w - shift + 2, fmt.width + 1)
+        rounded = Signal(signed(fmt.width if narrow else exact), name=name)
         m.d.sync += rounded.eq(floor + up)
     else:
-        width = fmt.width if fmt.overflow == "WRAP" else max(w - shift, fmt.width + 1)
-        rounded = Signal(signed(width), name=name)
-        m.d.sync += rounded.eq(v << -shift)
-    return rounded
+        exact = max(w - shift, fmt.width + 1)
+        rounded = Signal(signed(fmt.width if narrow else exact), name=name)
+        floor = v << -shift
+        m.d.sync += rounded.eq(floor)
+    if not flags:
+        return rounded
+    if fmt.overflow == "WRAP":
+        return rounded, None
+    hi, lo = fmt.max_code, fmt.saturation_min
+    # The floor at the exact sum's width (which holds it, and hi and lo - 1: no compare is constant).
+    fl = Signal(signed(exact), name=f"{name}_floor")
+    m.d.comb += fl.eq(floor)
+    over_hi, over_lo = Signal(name=f"{name}_over_hi"), Signal(name=f"{name}_over_lo")
+    # floor + up > hi and floor + up < lo, for the round-up bit up in {0, 1}
+    m.d.sync += [over_hi.eq((fl > hi) | (up & (fl == hi))),
+                 over_lo.eq((fl < lo - 1) | (~up & (fl == lo - 1)))]
+    return rounded, (over_hi, over_lo)
 
 
-def _overflow(m, rounded, fmt, o) -> None:
-    """Register into ``o`` the output code of exact output integers ``rounded`` by ``fmt``'s overflow mode."""
+def _overflow(m, rounded, fmt, o, over=None) -> None:
+    """Register into ``o`` the output code of exact output integers ``rounded`` by ``fmt``'s overflow
+    mode (``over``: `_round`'s registered ``(rounded > max_code, rounded < saturation_min)``)."""
     hi = fmt.max_code
     lo = fmt.saturation_min  # SAT_SYM: -max_code (ap_fixed's min | 1)
     if fmt.overflow == "WRAP":
         m.d.sync += o.eq(rounded.as_unsigned())
         return
-    over_hi = rounded > hi
-    over_lo = rounded < lo
+    over_hi, over_lo = over if over is not None else (rounded > hi, rounded < lo)
     if fmt.overflow == "SAT_ZERO":
         result = Mux(over_hi | over_lo, 0, rounded[:fmt.width])
     else:  # SAT, SAT_SYM

@@ -204,10 +204,14 @@ class OutputFifo(wiring.Component):
             load.eq(~out_valid | self.r_en),
             store.eq(self.w_en & (stored | ~load)),
             unstore.eq(stored & load),
-            # Every written word goes to the slot at wptr, which is free (the
-            # writer never overfills); wptr moves on only when the word stays.
-            # So the write enable does not wait for the sink's ready.
-            wport.addr.eq(wptr), wport.data.eq(self.w_data), wport.en.eq(self.w_en),
+            # The slot at wptr is always free: the writer never holds more than
+            # `depth` words and the output register holds one whenever a word is
+            # stored, so at most depth - 1 are stored. So the store writes the
+            # input bus there in every cycle, and wptr moves on only when a
+            # written word stays: `w_en`, a late signal from the emission
+            # pipeline, reaches the pointer and count flags only, not every
+            # RAM cell's write enable.
+            wport.addr.eq(wptr), wport.data.eq(self.w_data), wport.en.eq(1),
             rport.addr.eq(rptr),
             self.r_data.eq(out_data),
             self.r_valid.eq(out_valid),
@@ -224,5 +228,6 @@ class OutputFifo(wiring.Component):
             m.d.comb += self.level.eq(count + out_valid)
             _pointer_invariant(m, count, wptr, rptr, depth)
             # The store never passes the output register: it holds a word whenever one is stored.
-            m.d.comb += Assert(~stored | out_valid)
+            # So (with level <= depth, the writer's invariant) the slot at wptr is free.
+            m.d.comb += [Assert(~stored | out_valid), Assert(~flags[depth - 1])]
         return m

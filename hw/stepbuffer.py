@@ -5,10 +5,9 @@ already taken from the stream, so the array never waits for a source that keeps
 up. A step stays in place until the array releases it with ``consume``.
 
 For clock speed the control outputs (``valid``, ``step.last``) are registers of
-their own (computed from the next state), and the data is read one cycle late
-(``data_d``, selected by a registered copy of the read pointer): the array's
-operand registers sit a pipeline stage after the issue logic anyway, and a
-released entry is not overwritten before the end of the cycle after ``consume``.
+their own (computed from the next state). The data is a select by the read
+pointer (a register) between the two entries; with block-RAM weights the MAC
+array registers the chunk it takes from it (`tconv.hw.mac_array.MacArray`).
 """
 
 from __future__ import annotations
@@ -40,9 +39,6 @@ class StepBuffer(wiring.Component):
     next_last : Out(1)
         What ``step.last`` will be in the next cycle (for registers that
         combine it with other state).
-    data_d : Out(width)
-        The data of the step that was the oldest one in the previous cycle,
-        even if it was released by ``consume`` then.
     consume : In(1)
         Releases the oldest step (only while ``valid``).
 
@@ -56,7 +52,6 @@ class StepBuffer(wiring.Component):
             "i": In(stream.Signature(step_layout(width, bank))),
             "valid": Out(1),
             "step": Out(step_layout(width, bank)),
-            "data_d": Out(width),
             "next_last": Out(1),
             "consume": In(1),
         })
@@ -65,7 +60,7 @@ class StepBuffer(wiring.Component):
         m = Module()
         layout = step_layout(self._width, self._bank)
         entries = [Signal(layout, name=f"entry{n}", reset_less=True) for n in range(2)]
-        wp, rp, rp_d = Signal(), Signal(), Signal()
+        wp, rp = Signal(), Signal()
         # Queue state as registers: `valid` (the oldest entry holds a step),
         # `other` (the second one does too) and the `last` bits of both.
         valid, other = Signal(), Signal()
@@ -78,7 +73,6 @@ class StepBuffer(wiring.Component):
             self.valid.eq(valid),
             self.step.last.eq(head_last),
             self.step.data.eq(Mux(rp, entries[1].data, entries[0].data)),
-            self.data_d.eq(Mux(rp_d, entries[1].data, entries[0].data)),
         ]
         if self._bank:
             m.d.comb += self.step.bank.eq(Mux(rp, entries[1].bank, entries[0].bank))
@@ -93,7 +87,7 @@ class StepBuffer(wiring.Component):
         wp_next = Signal()
         other_next = Signal()
         m.d.comb += wp_next.eq(wp ^ take)
-        m.d.sync += [wp.eq(wp_next), rp.eq(rp ^ release), rp_d.eq(rp), other.eq(other_next)]
+        m.d.sync += [wp.eq(wp_next), rp.eq(rp ^ release), other.eq(other_next)]
         m.d.comb += self.next_last.eq(Mux(release, Mux(other, other_last, in_last),
                                           Mux(valid, head_last, in_last)))
         m.d.sync += head_last.eq(self.next_last)

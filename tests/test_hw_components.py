@@ -517,23 +517,29 @@ def test_emitter_against_a_position_model(kwargs, pe_count):
     async def bench(ctx):
         fp, released_seen, head, head_at, pops = 0, 0, 0, 1, 0
         fifo, outstanding = [], 0  # beats on their way to / in the output FIFO; beats holding a credit
+        # The tag written now was the upcoming one in the previous cycle (fp_up: the final
+        # pointer once both are written).
+        idle = {"valid": 0, "t": 0, "c": 0, "c_first": 1, "c_last": 1, "event": 0, "event_fp": 0,
+                "taps": [{"addr": 0, "slot": 0, "first": 1, "wen": 0}] * n_taps}
+        tag, fp_up, next_fp = idle, 0, 0
         for cycle in range(60 * (end + 10) * Fg):
             if released_seen == end and pops == len(frames):
                 break
             # A final-pointer event with writes below it, never to a slot still in use.
-            tag = {"valid": 0, "t": 0, "c": 0, "c_first": 1, "c_last": 1, "event": 0, "event_fp": fp,
-                   "taps": [{"addr": 0, "slot": 0, "first": 1, "wen": 0}] * n_taps}
-            new_fp = min(fp + int(rng.integers(0, 4)), released_seen + D, end)
-            if rng.random() < 0.4 and new_fp > fp:
+            up = dict(idle, event_fp=int(rng.integers(0, 1 << PW)))
+            new_fp = min(fp_up + int(rng.integers(0, 4)), released_seen + D, end)
+            if rng.random() < 0.4 and new_fp > fp_up:
                 taps = []
                 for i in range(n_taps):
-                    q = int(rng.integers(fp, new_fp))
+                    q = int(rng.integers(fp_up, new_fp))
                     wen = int(rng.random() < 0.7)
                     if wen:
                         written.add((i, q))
                     taps.append({"addr": 0, "slot": q % D, "first": 1, "wen": wen})
-                tag.update(valid=1, event=1, event_fp=new_fp % (1 << PW), taps=taps)
+                up.update(valid=1, event=1, event_fp=new_fp % (1 << PW), taps=taps)
+                fp_up = new_fp
             ctx.set(dut.written, tag)
+            ctx.set(dut.upcoming, up)
             have_head = head < len(frames) and cycle >= head_at
             ctx.set(dut.head_valid, have_head)
             if head < len(frames):
@@ -561,7 +567,8 @@ def test_emitter_against_a_position_model(kwargs, pe_count):
                 head, head_at, pops = head + 1, cycle + 1, pops + 1
             released_seen += ctx.get(dut.released)
             if tag["event"]:
-                fp = new_fp
+                fp = next_fp
+            tag, next_fp = up, new_fp
             await ctx.tick()
         assert pops == len(frames) and released_seen == end
 
