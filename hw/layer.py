@@ -26,7 +26,7 @@ from .beats import BeatAssembler, output_layout
 from .emitter import Emitter
 from .issue import IssueControl, frame_layout, row_width
 from .lookup import index_bits, lookup, select_bits
-from .mac_array import MacArray, format_shape, weight_rom_modules
+from .mac_array import MacArray, format_shape, step_read_copies, weight_rom_modules
 from .multiplier import MultiplierCell
 from .output_row import OutputRow, bias_table
 from .pipeline import delay
@@ -106,7 +106,8 @@ class Conv1DTransposeCore(wiring.Component):
         m = Module()
         sch, q, rt = self.schedule, self.layer_q, self.weights_stream
         # With runtime weights each step carries its frame's weight bank.
-        m.submodules.steps = buf = StepBuffer(self.in_width, bank=rt is not None)
+        m.submodules.steps = buf = StepBuffer(self.in_width, bank=rt is not None,
+                                              read_copies=step_read_copies(sch, q.input_format.width))
         if rt is None:
             wiring.connect(m, wiring.flipped(self.i), buf.i)
         m.submodules.issue = issue = IssueControl(sch)

@@ -23,12 +23,27 @@ from .rom import RomModule, pack_words, rom_instance
 from .scatter import ScatterBank
 from .schedule import Schedule
 
-__all__ = ["MacArray", "format_shape", "bank_words_layout", "weight_rom_words", "weight_rom_modules"]
+__all__ = ["MacArray", "format_shape", "bank_words_layout", "weight_rom_words", "weight_rom_modules",
+           "step_read_copies", "LANES_PER_READ_COPY"]
 
 
 def format_shape(fmt) -> Shape:
     """The Amaranth shape of fixed-point format ``fmt``'s codes."""
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
+
+
+#: Lanes whose operands one copy of the step buffer's read pointer selects.
+LANES_PER_READ_COPY = 8
+
+
+def step_read_copies(sch: Schedule, input_width: int) -> list[int]:
+    """For each bit of a step (``in_channels`` codes of ``input_width`` bits), the copy of the
+    step buffer's read pointer that selects it (`tconv.hw.stepbuffer.StepBuffer`): channel
+    ``ch`` feeds lane ``ch % lanes`` (in chunk ``ch // lanes``), and the lanes go in blocks of
+    `LANES_PER_READ_COPY` to one copy, so an operand's select (over both entries and every
+    chunk) reads one copy only."""
+    return [((b // input_width) % sch.lanes) // LANES_PER_READ_COPY
+            for b in range(sch.in_channels * input_width)]
 
 
 def bank_words_layout(layer_q, sch: Schedule) -> data.ArrayLayout:

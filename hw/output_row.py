@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from .dot import adder_tree
 from .issue import built_tap_groups
 from .lookup import lookup, select_bits
+from .pipeline import delay
 from .postprocess import PostProcess, narrow, narrowing
 from .schedule import Schedule, postprocess_stages
 
@@ -30,8 +31,10 @@ class OutputRow(wiring.Component):
 
     Timing (cycle 0 is the emitter's read): ``fl`` in cycle 1, ``words`` (the
     banks' read data, registered behind the RAMs) and ``touched`` in cycle 2, ``o`` in cycle ``latency`` =
-    2 + ``schedule.latency.merge`` (the merge tree) + `PostProcess`'s stages (activation and
-    requantization, or the activation's table: `tconv.hw.schedule.postprocess_stages`).
+    2 + ``schedule.latency.bank_read`` (block-RAM banks: their words, the touched bits and the
+    bias pass one more register) + ``schedule.latency.merge`` (the merge tree) + `PostProcess`'s
+    stages (activation and requantization, or the activation's table:
+    `tconv.hw.schedule.postprocess_stages`).
 
     Parameters
     ----------
@@ -68,7 +71,8 @@ class OutputRow(wiring.Component):
         self._row_bits = list(row_bits)
         self._runtime = runtime if runtime is not None and runtime.bias_width else None
         self._taps = len(built_tap_groups(schedule))
-        self.latency = 2 + schedule.latency.merge + postprocess_stages(layer_q.config.activation)
+        self.latency = (2 + schedule.latency.bank_read + schedule.latency.merge
+                        + postprocess_stages(layer_q.config.activation))
         wa = layer_q.accumulator_format.width
         ports = {
             "words": In(data.ArrayLayout(signed(wa), self._taps)),
@@ -85,13 +89,19 @@ class OutputRow(wiring.Component):
         m = Module()
         q = self.layer_q
         af, of, Wa = q.accumulator_format, q.output_format, q.accumulator_format.width
+        bias = Signal(signed(Wa), name="emit_bias", reset_less=True)
+        m.d.sync += bias.eq(self._bias(m))
+        words, touched = self.words, self.touched
+        if self.schedule.latency.bank_read:
+            # Block-RAM banks: their read data passes a fabric register near the RAM
+            # before the mask and the merge adders, and the bias and the touched bits follow.
+            words, touched, bias = (delay(m, v, 1, name=n)[1] for v, n in
+                                    ((words, "bank_words"), (touched, "bank_touched"), (bias, "emit_bias")))
         operands = []
         for i in range(self._taps):
             # The bank's read data arrives registered (ScatterBank); a word the
             # frame never touched is masked inside the first adder.
-            operands.append(Mux(self.touched[i], self.words[i], 0))
-        bias = Signal(signed(Wa), name="emit_bias", reset_less=True)
-        m.d.sync += bias.eq(self._bias(m))
+            operands.append(Mux(touched[i], words[i], 0))
         operands.append(bias)
         nr = narrowing(q.config.activation, af.frac, of, q.activation_table)
         merged_width = len(narrow(Signal(signed(Wa)), nr.acc_lo, nr.acc_hi, nr.acc_sign))

@@ -196,10 +196,23 @@ class OutputFifo(wiring.Component):
         store = Signal()    # the word written now stays (it does not go straight to the output register)
         unstore = Signal()  # the oldest stored word moves to the output register
         load = Signal()     # the output register takes the next word (if there is one)
-        flags, _ = thermometer(m, depth, store, unstore, name="count", platform=platform)
-        stored = flags[0]
         out_valid = Signal(name="out_valid")
         out_data = Signal(self._width, name="out_data", reset_less=True)
+        # The count (words stored) as thermometer flags, count > k. A word is stored only
+        # while the output register holds one (stored -> out_valid), so a take moves a
+        # stored word out exactly when one is stored, and each flag's next value is a
+        # function of w_en, r_en and its neighbours (and out_valid for the first): one
+        # LUT5, and w_en (late, from the emission pipeline) and r_en (the sink's) select
+        # last. (The generic `thermometer` of store/unstore put both decisions, three LUT
+        # levels, between m_axis_tvalid and the flags: a speed-8 critical path.)
+        flags = [Signal(name=f"count_gt{k}") for k in range(depth)]
+        stored = flags[0]
+        w_en, r_en = self.w_en, self.r_en
+        for k in range(depth):
+            below = flags[k - 1] if k else out_valid & ~r_en  # (k = 0: the word stays if the register keeps its word)
+            above = flags[k + 1] if k + 1 < depth else 0
+            if_write = (flags[0] | below) if k == 0 else Mux(r_en, flags[k], below)
+            m.d.sync += flags[k].eq(Mux(w_en, if_write, Mux(r_en, above, flags[k])))
         m.d.comb += [
             load.eq(~out_valid | self.r_en),
             store.eq(self.w_en & (stored | ~load)),
@@ -224,6 +237,8 @@ class OutputFifo(wiring.Component):
         with m.If(unstore):
             m.d.sync += rptr.eq(rptr + 1)
         if platform == "formal":
+            for k in range(depth - 1):
+                m.d.comb += Assert(~flags[k + 1] | flags[k])
             count = count_of(flags)
             m.d.comb += self.level.eq(count + out_valid)
             _pointer_invariant(m, count, wptr, rptr, depth)

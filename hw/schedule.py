@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 from tconv.model import geometry
 
+from .ram import LUT_RAM_DEPTH
+
 __all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "postprocess_stages", "LUT_ROM_WORDS",
            "plan_mapping", "UTILIZATION_TARGET"]
 
@@ -88,6 +90,9 @@ class Latencies:
         Register stages of a group's adder tree.
     merge : int
         Register stages that add the tap-group partials and the bias.
+    bank_read : int
+        Fabric registers behind a scatter bank's registered read data before the
+        merge: 1 when the banks are block RAM (more than ``LUT_RAM_DEPTH`` words), else 0.
     emit_to_out : int
         From the cycle the emitter reads the last row of a position to the
         cycle its output beat can be taken on ``m_axis``.
@@ -100,6 +105,7 @@ class Latencies:
     chunk: int
     merge: int
     emit_to_out: int
+    bank_read: int = 0
 
 
 #: From this many PEs on, each product passes one more register (in the fabric)
@@ -116,7 +122,7 @@ def postprocess_stages(activation: str) -> int:
 
 
 def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
-                       pe_count: int = 64, activation: str = "linear") -> Latencies:
+                       pe_count: int = 64, activation: str = "linear", bank_words: int = 0) -> Latencies:
     tree = tree_stages(lanes)
     chunk = 1 if chunks > 1 else 0
     luts = rom_words <= LUT_ROM_WORDS
@@ -130,11 +136,15 @@ def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
     # address, and the frame descriptor's path to the emitter needs at least three.
     issue_to_write = max((0 if luts else 1) + operand + product + tree + chunk + 1, 5)
     merge = tree_stages(tap_groups + 1)  # tap-group partials + bias
-    # read (1), read-data register (1), merge, activation (1; none for linear),
+    # A block-RAM bank's read data passes a fabric register before the merge: from the
+    # RAM's output register (slow clock-to-out, in an EBR row) straight into the merge's
+    # mask and carry chain was the 64-PE layer's speed-6 critical path.
+    bank_read = int(bank_words > LUT_RAM_DEPTH)
+    # read (1), read-data register (1), bank_read, merge, activation (1; none for linear),
     # rounding (1), overflow (1), the output FIFO's output register (1: m_axis
     # comes from flip-flops)
-    emit_to_out = 2 + merge + postprocess_stages(activation) + 1
-    return Latencies(issue_to_write, operand, product, tree, chunk, merge, emit_to_out)
+    emit_to_out = 2 + bank_read + merge + postprocess_stages(activation) + 1
+    return Latencies(issue_to_write, operand, product, tree, chunk, merge, emit_to_out, bank_read)
 
 
 def _splits(n: int, most: int) -> list[tuple[int, int]]:
@@ -290,14 +300,26 @@ class Schedule:
         per_group = gk // math.gcd(dk, gk)
         s(self, "revisit_steps", j0 * per_group)
         s(self, "revisit_taps", dk * per_group)
-        # tap groups beyond kernel_size have no taps and are not built
-        s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t, self.pe_count, self.activation))
         fg = self.filters_per_group
-        in_flight = -(-(fg + self.latency.emit_to_out) // fg) + 2
-        s(self, "out_fifo_depth", next_pow2(in_flight))
+
+        def timing(bank_words):  # (tap groups beyond kernel_size have no taps and are not built)
+            s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t, self.pe_count, self.activation,
+                                                  bank_words))
+            s(self, "out_fifo_depth", next_pow2(-(-(fg + self.latency.emit_to_out) // fg) + 2))
+
+        # The slots are chosen with the timing of the smallest bank they can give, and the
+        # timing then follows the banks built (block RAM or not: `Latencies.bank_read`).
+        timing(self._least_slots() * fg)
         s(self, "slots", self._choose_slots())
+        if self.latency.bank_read != (self.bank_words > LUT_RAM_DEPTH):
+            timing(self.bank_words)
         # +3: the issue logic checks the queue's fill one cycle late and keeps one entry spare
         s(self, "frame_queue_depth", next_pow2((self.slots - keff) // self.tail_span + 3))
+
+    def _least_slots(self) -> int:
+        """The fewest slots a bank may have: a step's writes (``keff`` positions) and the
+        previous frame's tail clear of each other."""
+        return next_pow2(self.tail_span + self.keff + self.strides + 1)
 
     def _choose_slots(self) -> int:
         """Smallest power of two that never stalls the array more than a much deeper buffer would.
@@ -308,7 +330,7 @@ class Schedule:
         shows whether the slots cover the loop from a step's issue through its
         final pointer and the emitter back to the next step's slot check).
         """
-        low = next_pow2(self.tail_span + self.keff + self.strides + 1)
+        low = self._least_slots()
         candidates = [low << n for n in range(4)]
         probe = [6, 6, 1, 2, 6, 2 * candidates[-1] // self.strides + 16]
         results = []

@@ -313,10 +313,13 @@ def _doc_latencies(sch: Schedule) -> tuple[int, int]:
     }
     merge_expr = _one(r"merge \(`(.+?)` levels", text, "merge")
     merge = _evaluate(merge_expr, {"Gk": sch.tap_groups, "K": sch.kernel_size})
-    emit = _one(r"`emit_to_out = (\d+) \+ merge \+ act`", text, "emit_to_out")
+    emit = _one(r"`emit_to_out = (\d+) \+ bank \+ merge \+ act`", text, "emit_to_out")
+    bank_ram, bank_words, bank_lut = _one(r"`bank` (\d) when the scatter banks are block RAM "
+                                          r"\(`bank_words > (\d+)`.*?else (\d)", text, "bank")
+    bank = int(bank_ram) if sch.bank_words > int(bank_words) else int(bank_lut)
     act_linear, act_other = _one(r"`act` (\d) for a linear activation, else (\d)", text, "act")
     act = int(act_linear) if sch.activation == "linear" else int(act_other)
-    return _evaluate(lp, names), int(emit) + merge + act
+    return _evaluate(lp, names), int(emit) + bank + merge + act
 
 
 @pytest.mark.parametrize("pe_count", [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024])
