@@ -35,7 +35,7 @@ from tconv.model import geometry
 
 from .ram import LUT_RAM_DEPTH
 
-__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "postprocess_stages", "LUT_ROM_WORDS",
+__all__ = ["Schedule", "next_pow2", "MAX_PE_COUNT", "check_pe_count", "pipeline_latencies", "postprocess_stages", "LUT_ROM_WORDS", "WIDE_GROUP_LANES",
            "plan_mapping", "UTILIZATION_TARGET"]
 
 #: Largest ``array.pe_count`` tconv builds or accepts in a manifest.
@@ -112,6 +112,9 @@ class Latencies:
 #: before the adder tree: the DSP blocks then span the whole chip (128 of the
 #: LFE5U-85F's 156), and a DSP's output otherwise crosses it to its first adder.
 WIDE_ARRAY_PES = 128
+#: From this many lanes per group on, too: a group's DSP blocks then span a long stretch
+#: of a DSP row, and a product's route to its first adder limited the 64-PE layer.
+WIDE_GROUP_LANES = 16
 
 
 def postprocess_stages(activation: str) -> int:
@@ -128,7 +131,7 @@ def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
     luts = rom_words <= LUT_ROM_WORDS
     # Two registers in front of each multiplier (the second one inside the DSP
     # block), one behind it (the DSP's output register), two on wide arrays.
-    operand, product = 2, 1 + (pe_count >= WIDE_ARRAY_PES)
+    operand, product = 2, 1 + (pe_count >= WIDE_ARRAY_PES or lanes >= WIDE_GROUP_LANES)
     # block-RAM weight ROM read (1, none for a LUT ROM), operand registers,
     # product registers, tree, chunk accumulator, the scatter bank's add (its
     # sum is registered before the write). At least 5: the scatter read is
