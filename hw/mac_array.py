@@ -149,8 +149,8 @@ class MacArray(wiring.Component):
         Lp = sch.latency.issue_to_write
         tags = delay(m, self.tag, Lp, name="", reset=("valid",))
         m.d.comb += [self.written.eq(tags[Lp]), self.upcoming.eq(tags[Lp - 1])]
-        # The operand registers take channel chunk c of the step: in the cycle
-        # after issue with LUT weights; with block-RAM weights (read one cycle
+        # The operand registers take channel chunk c of the step: at the end of
+        # the issue cycle with LUT weights; with block-RAM weights (read one cycle
         # later) the chunk selected in the issue cycle passes a register first.
         # That register takes the select (read pointer, chunk) off the long
         # route to the operand registers at the DSP rows, which then starts at

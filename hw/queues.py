@@ -61,9 +61,14 @@ def thermometer(m: Module, depth: int, inc, dec, *, name: str, platform=None):
                      nxt[k].eq(Mux(dec, if_dec, if_keep))]
         m.d.sync += flags[k].eq(nxt[k])
     if platform == "formal":
-        for k in range(depth - 1):
-            m.d.comb += Assert(~flags[k + 1] | flags[k])
+        _well_formed(m, flags)
     return flags, nxt
+
+
+def _well_formed(m: Module, flags) -> None:
+    """Assert that thermometer ``flags`` are well formed: ``flags[k + 1]`` implies ``flags[k]``."""
+    for k in range(len(flags) - 1):
+        m.d.comb += Assert(~flags[k + 1] | flags[k])
 
 
 def _pointer_invariant(m: Module, count, wptr, rptr, depth: int) -> None:
@@ -237,8 +242,7 @@ class OutputFifo(wiring.Component):
         with m.If(unstore):
             m.d.sync += rptr.eq(rptr + 1)
         if platform == "formal":
-            for k in range(depth - 1):
-                m.d.comb += Assert(~flags[k + 1] | flags[k])
+            _well_formed(m, flags)
             count = count_of(flags)
             m.d.comb += self.level.eq(count + out_valid)
             _pointer_invariant(m, count, wptr, rptr, depth)
