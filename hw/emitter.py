@@ -59,7 +59,8 @@ class Emitter(wiring.Component):
     released : Out(1)
         A position's slot was released in the previous cycle (a register).
     taken : In(1)
-        The sink takes a beat from the output FIFO.
+        A beat's credit returns: the core drives it a cycle after the sink takes
+        the beat from the output FIFO (a register).
     em_addr : Out(bank_address_width(schedule))
         The bank address of the row read now.
     tag : Out(emission_tag_layout(schedule, len(row_bits)))

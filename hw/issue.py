@@ -79,12 +79,13 @@ class IssueControl(wiring.Component):
     Every decision is a function of registers: the item counters carry
     registered first/last flags, and the slot check is the sign of ``room``
     = (positions released) - (first position the next step needs free),
-    kept up to date by additions instead of compared.
+    kept up to date by additions instead of compared. The issue decision itself
+    is a register, decided a cycle ahead from those registers' next values.
 
     Members
     -------
-    step_valid, step_last, next_last : In(1)
-        The step buffer's ``valid``, ``step.last`` and ``next_last``.
+    step_valid, step_valid_next, step_last, next_last : In(1)
+        The step buffer's ``valid``, ``valid_next``, ``step.last`` and ``next_last``.
     consume : Out(1)
         The step's last item issues: release it.
     released : In(1)
@@ -107,7 +108,7 @@ class IssueControl(wiring.Component):
         self.schedule = schedule
         self.fq_count = Signal(range(schedule.frame_queue_depth + 1), name="fq_count")
         super().__init__({
-            "step_valid": In(1), "step_last": In(1), "next_last": In(1), "consume": Out(1),
+            "step_valid": In(1), "step_valid_next": In(1), "step_last": In(1), "next_last": In(1), "consume": Out(1),
             "released": In(1), "pop": In(1),
             "push": Out(1), "descriptor": Out(frame_layout(schedule)),
             "tag": Out(issue_tag_layout(schedule)),
@@ -124,8 +125,17 @@ class IssueControl(wiring.Component):
         # room: `fq_count < Q - 1` one cycle ago, so a push now fits.
         last_ok = Signal(init=1)
         room = Signal(signed(position_width(sch)), init=sch.slots - sch.keff)
+        # issue = mid | (step_valid & ~room[-1] & last_ok), a register decided from the next
+        # values of those registers. Formed in the cycle, from the step buffer's `valid`
+        # through three LUTs into every counter's enable, it was the 64-PE layer's speed-6
+        # critical path: `issue` drives every counter and tag field across the array's side.
         issue = Signal()
-        m.d.comb += issue.eq(mid | (self.step_valid & ~room[-1] & last_ok))
+        room_next, last_ok_next = Signal.like(room, name="room_next"), Signal(name="last_ok_next")
+        mid_next = ~Mux(issue, ct.last, ct.first)
+        m.d.sync += [issue.eq(mid_next | (self.step_valid_next & ~room_next[-1] & last_ok_next)),
+                     room.eq(room_next), last_ok.eq(last_ok_next)]
+        if platform == "formal":
+            m.d.comb += Assert(issue == (mid | (self.step_valid & ~room[-1] & last_ok)))
         # The step's last item issues. With more than one item a step, t = T - 1
         # means the step has started (mid), so it issues: `step_done` is the flag
         # register itself. It drives the step buffer's next state, the positions
@@ -139,13 +149,13 @@ class IssueControl(wiring.Component):
         if platform == "formal":
             # the item counter's flags follow its value (step_done = t's last flag relies on it)
             m.d.comb += [Assert(ct.first == (ct.value == 0)), Assert(ct.last == (ct.value == T - 1))]
-        pstep, step_no = self._positions(m, step_done, room)
-        self._descriptor(m, issue & ~mid & self.step_last, pstep, last_ok)
+        pstep, step_no = self._positions(m, step_done, room, room_next)
+        self._descriptor(m, issue & ~mid & self.step_last, pstep, last_ok_next)
         self._tag(m, issue, pstep, step_no, ct, cc, cfl, ckl)
         return m
 
-    def _positions(self, m, step_done, room):
-        """The current step's position and index within its frame, and the slot check."""
+    def _positions(self, m, step_done, room, room_next):
+        """The current step's position and index within its frame, and the slot check's next ``room``."""
         sch = self.schedule
         PW, j0, s, last = position_width(sch), sch.revisit_steps, sch.strides, self.step_last
         step_no = Signal(range(j0 + 1))  # step index within the frame, saturated at j0
@@ -169,10 +179,10 @@ class IssueControl(wiring.Component):
             return Mux(rel, Const(1 - sub, signed(PW)), Const(-sub, signed(PW)))
 
         m.d.comb += delta.eq(Mux(step_done, Mux(last, by_rel(sch.tail_span), by_rel(s)), by_rel(0)))
-        m.d.sync += room.eq(room + delta)
+        m.d.comb += room_next.eq(room + delta)
         return pstep, step_no
 
-    def _descriptor(self, m, push, pstep, last_ok):
+    def _descriptor(self, m, push, pstep, last_ok_next):
         """The frame descriptor, pushed through a register when the frame's last step starts."""
         sch = self.schedule
         PW, Q = position_width(sch), sch.frame_queue_depth
@@ -183,8 +193,8 @@ class IssueControl(wiring.Component):
             m.d.sync += [push_data.emit_end.eq((pstep + sch.crop_left + sch.out_pad)[:PW]),
                          push_data.frame_end.eq((pstep + sch.tail_span)[:PW])]
         m.d.comb += self.descriptor.eq(push_data)
-        m.d.sync += [fq_count.eq(fq_count + push - self.pop),
-                     last_ok.eq(~self.next_last | (fq_count < Q - 1))]
+        m.d.sync += fq_count.eq(fq_count + push - self.pop)
+        m.d.comb += last_ok_next.eq(~self.next_last | (fq_count < Q - 1))
 
     def _tag(self, m, issue, pstep, step_no, ct, cc, cfl, ckl):
         """The issued item's tag."""

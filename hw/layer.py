@@ -128,16 +128,22 @@ class Conv1DTransposeCore(wiring.Component):
         m.submodules.out_fifo = ofifo = OutputFifo(shape=output_layout(self.out_width),
                                                    depth=sch.out_fifo_depth)
         m.d.comb += [
-            issue.step_valid.eq(buf.valid), issue.step_last.eq(buf.step.last),
-            issue.next_last.eq(buf.next_last), buf.consume.eq(issue.consume),
+            issue.step_valid.eq(buf.valid), issue.step_valid_next.eq(buf.valid_next),
+            issue.step_last.eq(buf.step.last), issue.next_last.eq(buf.next_last), buf.consume.eq(issue.consume),
             issue.released.eq(emitter.released), issue.pop.eq(emitter.pop),
             frames.push.eq(issue.push), frames.push_data.eq(issue.descriptor), frames.pop.eq(emitter.pop),
             macs.tag.eq(issue.tag),
             macs.x.eq(buf.step.data),
             emitter.written.eq(macs.written), emitter.upcoming.eq(macs.upcoming), emitter.head.eq(frames.head),
             emitter.head_valid.eq(frames.head_valid), macs.em_addr.eq(emitter.em_addr),
-            emitter.taken.eq(ofifo.r_valid & self.o.ready),
         ]
+        # A beat's credit returns a cycle after the sink takes it (`Schedule.out_fifo_depth`
+        # counts that cycle). Taken at once, the FIFO's output register and the sink's ready
+        # reached the emitter's credit flags across the die, beside the sink's own load
+        # enable: the speed-8 critical path of the 64-PE layer, and of the 128-PE one.
+        taken = Signal(name="credit_return")
+        m.d.sync += taken.eq(ofifo.r_valid & self.o.ready)
+        m.d.comb += emitter.taken.eq(taken)
         # The emission pipeline: etags[j] is seen j cycles after the emitter's read.
         rows = []
         for gf in groups:
@@ -160,7 +166,7 @@ class Conv1DTransposeCore(wiring.Component):
             self.o.valid.eq(ofifo.r_valid), self.o.payload.eq(ofifo.r_data), ofifo.r_en.eq(self.o.ready),
         ]
         if platform == "formal":
-            self._invariants(m, issue, frames, emitter, ofifo, etags)
+            self._invariants(m, issue, frames, emitter, ofifo, etags, taken)
         return m
 
     def _loader(self, m, rt, buf, macs, emitter, rows) -> None:
@@ -195,15 +201,16 @@ class Conv1DTransposeCore(wiring.Component):
                 m.d.comb += [row.bank.eq(bank), row.wr_en.eq(loader.wr_bias[n]), row.wr_fl.eq(loader.wr_fl),
                              row.wr_bank.eq(loader.wr_bank), row.wr_data.eq(loader.wr_data)]
 
-    def _invariants(self, m, issue, frames, emitter, ofifo, etags) -> None:
+    def _invariants(self, m, issue, frames, emitter, ofifo, etags, taken) -> None:
         """What holds between the components in every reachable state (asserted on the
         ``"formal"`` platform; :mod:`tconv.sim.formal`'s k-induction needs them to close).
 
         - The issue side counts a frame descriptor from its push (through a
           register) to its pop: ``fq_count`` = the queue's entries + the push in flight.
         - A beat holds an output FIFO credit from its first row's read until the
-          sink takes it: credits >= words in the FIFO, and with one row per beat
-          credits = words in the FIFO + beats in the emission pipeline.
+          cycle after the sink takes it (``taken``, the credit's return): credits >=
+          words in the FIFO, and with one row per beat credits = words in the FIFO +
+          beats in the emission pipeline + the credit returning.
         """
         sch = self.schedule
         m.d.comb += [Assert(issue.fq_count == frames.held + issue.push),
@@ -211,7 +218,7 @@ class Conv1DTransposeCore(wiring.Component):
                      Assert(ofifo.level <= emitter.credits)]
         if sch.filters_per_group == 1:
             inflight = sum(((et.valid & et.last_row).as_unsigned() for et in etags[1:]), Const(0, 1))
-            m.d.comb += Assert(emitter.credits == ofifo.level + inflight)
+            m.d.comb += Assert(emitter.credits == ofifo.level + inflight + taken)
 
 
 class Conv1DTransposeTop(wiring.Component):

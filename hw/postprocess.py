@@ -259,19 +259,22 @@ def _round(m, v, w: int, shift: int, fmt, name: str = "rounded", tight: bool = F
     in this module must not get a copy of its own sign bit, which Verilator reads
     as a combinational loop, UNOPTFLAT).
 
-    ``flags``: return ``(register, over)`` instead, ``over`` the registered flags
+    ``flags``: return ``(register, over)`` instead, ``over`` the pair
     ``(rounded > max_code, rounded < saturation_min)`` for `_overflow` (None for WRAP),
-    decided from the floor and the round-up bit in the same cycle as the sum, so
-    that the overflow stage starts at flip-flops (its compares behind the sum were
-    a speed-6 critical path of the 64-PE layer)."""
+    each a function of flags registered beside the sum and of the sum's bit ``k``
+    (`_overflow_flags`), so that the overflow stage starts at flip-flops (the
+    compares behind the sum were a speed-6 critical path of the 64-PE layer)."""
     up = Const(0, 1)
     # The register keeps the output's bits only when WRAP drops the others or the
-    # overflow flags carry what they would tell; else it holds the exact sum.
+    # overflow flags carry what they would tell (with the bit k of max_code = 2**k - 1,
+    # one above an unsigned output's: `_overflow_flags` reads it); else it holds the
+    # exact sum.
+    keep = fmt.width if fmt.overflow == "WRAP" else fmt.max_code.bit_length() + 1
     narrow = fmt.overflow == "WRAP" or flags
     if shift > 0 and fmt.rounding == "TRN":
         # A floor reads no dropped bit (no register or wire keeps them).
         exact = max(w - shift + 2, fmt.width + 1)
-        rounded = Signal(signed(fmt.width if narrow else exact), name=name)
+        rounded = Signal(signed(keep if narrow else exact), name=name)
         floor = v.as_signed() >> shift
         m.d.sync += rounded.eq(floor)
     elif shift > 0:
@@ -302,26 +305,59 @@ def _round(m, v, w: int, shift: int, fmt, name: str = "rounded", tight: bool = F
         else:
             raise ValueError(f"output format rounding {mode!r} is not supported")
         exact = max(w - shift + 2, fmt.width + 1)
-        rounded = Signal(signed(fmt.width if narrow else exact), name=name)
+        rounded = Signal(signed(keep if narrow else exact), name=name)
         m.d.sync += rounded.eq(floor + up)
     else:
         exact = max(w - shift, fmt.width + 1)
-        rounded = Signal(signed(fmt.width if narrow else exact), name=name)
+        rounded = Signal(signed(keep if narrow else exact), name=name)
         floor = v << -shift
         m.d.sync += rounded.eq(floor)
     if not flags:
         return rounded
     if fmt.overflow == "WRAP":
         return rounded, None
+    return rounded, _overflow_flags(m, floor, up, rounded, exact, fmt, name)
+
+
+def _overflow_flags(m, floor, up, rounded, exact: int, fmt, name: str):
+    """``(rounded > max_code, rounded < saturation_min)`` for ``rounded = floor + up`` (``up``
+    the round-up bit), from flags registered beside ``rounded`` and its bit ``k``.
+
+    With ``max_code = 2**k - 1``, only the floor's bits from ``k`` up (``upper``, its
+    floor divided by ``2**k``) and the carry the round-up bit sends into bit ``k``
+    decide: ``rounded > max_code`` iff ``upper > 0``, or ``upper == 0`` and that carry;
+    ``rounded < -2**k`` iff ``upper < -2``, or ``upper == -2`` and no carry;
+    ``rounded < 0`` iff ``upper < -1``, or ``upper == -1`` and no carry. Where
+    ``upper`` is even (0, -2), ``rounded``'s bit ``k`` is the carry; where it is odd
+    (-1), its complement. So each flag is a reduction over ``upper``'s few bits,
+    registered straight from LUTs, instead of a compare carry chain over the whole
+    floor followed by the round-up term (the speed-6 and speed-8 critical path of
+    the 64-PE layer). SAT_SYM's ``saturation_min = 1 - 2**k`` also depends on the low
+    bits: it keeps the full compare.
+    """
     hi, lo = fmt.max_code, fmt.saturation_min
-    # The floor at the exact sum's width (which holds it, and hi and lo - 1: no compare is constant).
-    fl = Signal(signed(exact), name=f"{name}_floor")
+    k = hi.bit_length()
+    # The floor, wide enough for upper to hold -2 beside its sign (no compare is constant).
+    fl = Signal(signed(max(exact, k + 3)), name=f"{name}_floor")
     m.d.comb += fl.eq(floor)
-    over_hi, over_lo = Signal(name=f"{name}_over_hi"), Signal(name=f"{name}_over_lo")
-    # floor + up > hi and floor + up < lo, for the round-up bit up in {0, 1}
-    m.d.sync += [over_hi.eq((fl > hi) | (up & (fl == hi))),
-                 over_lo.eq((fl < lo - 1) | (~up & (fl == lo - 1)))]
-    return rounded, (over_hi, over_lo)
+    upper = fl[k:]
+    sign, ones, zero = upper[-1], upper.all(), ~upper.any()
+    bit_k = rounded[k]
+    pos, at0 = Signal(name=f"{name}_upper_pos"), Signal(name=f"{name}_upper_zero")
+    m.d.sync += [pos.eq(~sign & ~zero), at0.eq(zero)]
+    over_hi = pos | (at0 & bit_k)
+    if lo == -(1 << k):  # signed SAT, SAT_ZERO (and a 1-bit SAT_SYM)
+        below, at = Signal(name=f"{name}_upper_below_m2"), Signal(name=f"{name}_upper_m2")
+        m.d.sync += [below.eq(sign & ~upper[1:].all()), at.eq(upper[1:].all() & ~upper[0])]
+        over_lo = below | (at & ~bit_k)
+    elif lo == 0:  # unsigned
+        below, at = Signal(name=f"{name}_upper_below_m1"), Signal(name=f"{name}_upper_m1")
+        m.d.sync += [below.eq(sign & ~ones), at.eq(ones)]
+        over_lo = below | (at & bit_k)
+    else:  # SAT_SYM: floor + up < lo, for the round-up bit up in {0, 1}
+        over_lo = Signal(name=f"{name}_over_lo")
+        m.d.sync += over_lo.eq((fl < lo - 1) | (~up & (fl == lo - 1)))
+    return over_hi, over_lo
 
 
 def _overflow(m, rounded, fmt, o, over=None) -> None:

@@ -308,7 +308,8 @@ class Schedule:
         def timing(bank_words):  # (tap groups beyond kernel_size have no taps and are not built)
             s(self, "latency", pipeline_latencies(lanes, chunks, min(gk, K), t, self.pe_count, self.activation,
                                                   bank_words))
-            s(self, "out_fifo_depth", next_pow2(-(-(fg + self.latency.emit_to_out) // fg) + 2))
+            # (+ 1: a credit returns to the emitter a cycle after the sink takes its beat)
+            s(self, "out_fifo_depth", next_pow2(-(-(fg + self.latency.emit_to_out + 1) // fg) + 2))
 
         # The slots are chosen with the timing of the smallest bank they can give, and the
         # timing then follows the banks built (block RAM or not: `Latencies.bank_read`).

@@ -36,6 +36,9 @@ class StepBuffer(wiring.Component):
     i : In(stream.Signature(step_layout(width, bank)))
     valid : Out(1)
         A step is available (a register).
+    valid_next : Out(1)
+        What ``valid`` will be in the next cycle (for registers that combine it
+        with other state).
     step : Out(step_layout(width, bank))
         ``step.last`` is the oldest buffered step's ``tlast`` (a register);
         ``step.data`` its data (and ``step.bank`` its weight bank).
@@ -69,6 +72,7 @@ class StepBuffer(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(step_layout(width, bank))),
             "valid": Out(1),
+            "valid_next": Out(1),
             "step": Out(step_layout(width, bank)),
             "next_last": Out(1),
             "consume": In(1),
@@ -119,13 +123,14 @@ class StepBuffer(wiring.Component):
         m.d.comb += self.next_last.eq(Mux(release, Mux(other, other_last, in_last),
                                           Mux(valid, head_last, in_last)))
         m.d.sync += head_last.eq(self.next_last)
+        m.d.sync += valid.eq(self.valid_next)
         with m.If(release):
             # The second entry (if any) becomes the oldest; a step taken now follows it.
-            m.d.comb += other_next.eq(other & take)
-            m.d.sync += [valid.eq(other | take), other_last.eq(in_last)]
+            m.d.comb += [other_next.eq(other & take), self.valid_next.eq(other | take)]
+            m.d.sync += other_last.eq(in_last)
         with m.Else():
-            m.d.comb += other_next.eq(other | (valid & take))
-            m.d.sync += [valid.eq(valid | take), other_last.eq(Mux(other, other_last, in_last))]
+            m.d.comb += [other_next.eq(other | (valid & take)), self.valid_next.eq(valid | take)]
+            m.d.sync += other_last.eq(Mux(other, other_last, in_last))
         for n in range(2):
             m.d.sync += we[n].eq((wp_next == n) & ~other_next)
         return m
