@@ -158,8 +158,9 @@ def bench_chain_row(work: Path, *, simulator: str, pe_count: int, log) -> dict:
             "cycles_per_step": manifest["performance"]["cycles_per_chain_step"], "bit_exact": res.passed}
 
 
-def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log, sources=("ecp5", "portable")) -> list[dict]:
-    """FPGA_LAYER at each PE count: place and route of each source list (`tconv.flow.synth`)."""
+def bench_fpga(work: Path, *, pe_counts, speeds, seeds, log, sources=("ecp5", "portable")) -> list[dict]:
+    """FPGA_LAYER at each PE count: place and route of each source list (`tconv.flow.synth`),
+    one row per speed grade and nextpnr seed."""
     from tconv.hw.generate import generate
 
     from .synth import synthesize
@@ -169,11 +170,11 @@ def bench_fpga(work: Path, *, pe_counts, speeds, seed: int, log, sources=("ecp5"
         out = work / f"fpga-{FPGA_LAYER}-{pe}"
         generate(bench_layer(FPGA_LAYER), out, pe_count=pe)
         for src in sources:
-            for r in synthesize(out, speeds=speeds, seed=seed, sources=src,
+            for r in synthesize(out, speeds=speeds, seeds=seeds, sources=src,
                                 log=lambda msg, pe=pe, src=src: log(f"[fpga] {pe} PEs, {src}: {msg}")):
                 rows.append({"device": r.device, "sources": src, "speed": r.speed, "pe_count": pe,
                              "layer": FPGA_LAYER, "fmax_mhz": r.fmax_mhz, "lut4": r.lut4, "ff": r.ff,
-                             "mult18": r.mult18, "ebr": r.ebr, "seed": seed})
+                             "mult18": r.mult18, "ebr": r.ebr, "seed": r.seed})
     return rows
 
 
@@ -360,8 +361,15 @@ def machine() -> dict:
 
 
 def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts=(16, 64, 128),
-              speeds=(6, 8), seed: int = 1, simulator: str = "verilator", log=print) -> dict:
-    """Run the chosen sections; returns the JSON-able results (``tconv bench --json``)."""
+              speeds=(6, 8), seeds=(1,), simulator: str = "verilator", log=print) -> dict:
+    """Run the chosen sections; returns the JSON-able results (``tconv bench --json``).
+
+    ``seeds``: nextpnr seeds; the ``fpga`` section places each design once per seed,
+    the ``activation`` and ``weights`` sections use the first."""
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("give at least one nextpnr seed")
+    seed = seeds[0]
     bad = [s for s in sections if s not in SECTIONS]
     if bad:
         raise ValueError(f"unknown bench section(s) {bad}; choose from {', '.join(SECTIONS)}")
@@ -374,7 +382,7 @@ def run_bench(work_dir, *, sections=SECTIONS, pe_count: int = 64, fpga_pe_counts
         from .bench_real import bench_real
         results["real"] = bench_real(work, simulator=simulator, pe_count=pe_count, log=log)
     if "fpga" in sections:
-        results["fpga"] = bench_fpga(work, pe_counts=fpga_pe_counts, speeds=speeds, seed=seed, log=log)
+        results["fpga"] = bench_fpga(work, pe_counts=fpga_pe_counts, speeds=speeds, seeds=seeds, log=log)
     if "model" in sections:
         results["model"] = bench_model(log=log)
     if "sim" in sections:
@@ -406,7 +414,7 @@ _REAL_COLS = [("name", "layer"), ("shape", "shape"), ("pe_count", "PEs"), ("mapp
               ("L", "L"), ("cycles", "cycles"), ("formula_cycles", "formula"), ("utilization", "utilization"),
               ("steady_utilization", "steady-state utilization"), ("bit_exact", "bit-exact"),
               ("generate_s", "generate s"), ("generate_peak_mb", "generate peak MB")]
-_FPGA_COLS = [("device", "device"), ("sources", "sources"), ("speed", "speed"), ("pe_count", "PEs"),
+_FPGA_COLS = [("device", "device"), ("sources", "sources"), ("speed", "speed"), ("seed", "seed"), ("pe_count", "PEs"),
               ("fmax_mhz", "Fmax MHz"), ("gops", "GOPS"), ("gops_per_dsp", "GOPS per DSP"), ("lut4", "LUT4"),
               ("ff", "FF"), ("mult18", "MULT18X18D"), ("ebr", "EBR")]
 _ACTIVATION_COLS = [("activation", "activation"), ("table_entries", "table entries"), ("pe_count", "PEs"),

@@ -54,8 +54,10 @@ def _main(argv: list[str] | None) -> int:
     for name, low, what in (("batch", 1, "at least 1"), ("length", 1, "at least 1"),
                             ("frames", 1, "at least 1"), ("seed", 0, "an integer from 0 (numpy's seeds are >= 0)")):
         value = getattr(args, name, None)
-        if value is not None and value < low:
-            print(f"tconv: error: --{name} must be {what}, got {value}", file=sys.stderr)
+        # (a repeatable option's values are a list)
+        bad = [v for v in (value if isinstance(value, list) else [value]) if v is not None and v < low]
+        if bad:
+            print(f"tconv: error: --{name} must be {what}, got {bad[0]}", file=sys.stderr)
             return 2
     _progress_to_stderr(quiet=getattr(args, "quiet", False))
     try:

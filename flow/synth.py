@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -160,16 +162,30 @@ def _yosys_cells(stat_file: Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in design.get("num_cells_by_type", {}).items()}
 
 
-def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int = 1,
-               target_mhz: float = 250.0, work_dir=None, sources: str = "ecp5", log=print) -> list[SynthResult]:
-    """Synthesize ``design_dir``'s ``sources`` once and place-and-route them for each speed grade.
+def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int = 1, seeds=None,
+               target_mhz: float = 250.0, work_dir=None, sources: str = "ecp5", jobs: int | None = None,
+               log=print) -> list[SynthResult]:
+    """Synthesize ``design_dir``'s ``sources`` once and place-and-route them for each speed
+    grade and seed; one result per speed grade and seed, in that order.
 
     ``sources`` is ``"ecp5"`` (the manifest's ``verilog_ecp5``) or ``"portable"``
-    (its ``verilog``). Results are repeatable for a given seed. Intermediate files and
-    logs of a finished run are copied to ``work_dir`` (default ``<design>/synth/``,
-    or ``<design>/synth-portable/``); a failed run leaves nothing behind and its error
-    quotes the tool's last lines.
+    (its ``verilog``). ``seeds`` are nextpnr placement seeds (default ``(seed,)``):
+    each is another placement of the same netlist, and nextpnr's Fmax moves by some
+    10% from one to the next, so judge a design over several. Results are repeatable
+    for a given seed. ``jobs`` nextpnr runs go at once (default: the CPU count).
+    Intermediate files and logs of a finished run are copied to ``work_dir`` (default
+    ``<design>/synth/``, or ``<design>/synth-portable/``; with several seeds each
+    nextpnr file name ends in ``_seed<N>``); a failed run leaves nothing behind and its
+    error quotes the tool's last lines.
     """
+    seeds = tuple(seeds) if seeds is not None else (seed,)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**31 for s in seeds):
+        raise ValueError(f"nextpnr seeds must be one or more integers from 0 to 2**31 - 1, got {list(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"each nextpnr seed once, got {list(seeds)}")
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs (nextpnr runs at once) must be an integer >= 1, got {jobs!r}")
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     if sources not in SOURCES:
@@ -192,8 +208,8 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
     # (default <design>/synth/, which tconv synth owns), so a failed run leaves nothing behind.
     with tempfile.TemporaryDirectory(prefix=".tconv-synth-") as tmp:
         work = Path(tmp)
-        results = _synthesize_in(work, manifest, top, verilog, yosys, nextpnr, device, speeds, seed,
-                                 target_mhz, log)
+        results = _synthesize_in(work, manifest, top, verilog, yosys, nextpnr, device, speeds, seeds,
+                                 target_mhz, jobs, log)
         dest = Path(work_dir) if work_dir else folder.work_dir("synth" if sources == "ecp5" else "synth-portable")
         dest.mkdir(parents=True, exist_ok=True)
         for f in sorted(work.iterdir()):
@@ -209,8 +225,9 @@ def synthesize(design_dir, *, device: str = "ecp5-85k", speeds=(6, 8), seed: int
 
 
 def _synthesize_in(work: Path, manifest: dict, top: str, verilog: list[Path], yosys: str, nextpnr: str,
-                   device: str, speeds, seed: int, target_mhz: float, log) -> list[SynthResult]:
-    """Yosys once and nextpnr per speed grade, inside ``work``: a plain synth_ecp5 + nextpnr-ecp5."""
+                   device: str, speeds, seeds, target_mhz: float, jobs: int, log) -> list[SynthResult]:
+    """Yosys once and nextpnr per speed grade and seed (``jobs`` at once), inside ``work``:
+    a plain synth_ecp5 + nextpnr-ecp5."""
     iface = manifest["interface"]
     (work / "harness.v").write_text(harness_verilog(top, iface["s_axis_tdata_width"],
                                                     iface["m_axis_tdata_width"], iface.get("w_axis_tdata_width")))
@@ -229,23 +246,38 @@ def _synthesize_in(work: Path, manifest: dict, top: str, verilog: list[Path], yo
     cells = _yosys_cells(work / "stat.json")
 
     flag, package, part = DEVICES[device]
-    results = []
-    for speed in speeds:
+
+    def place_and_route(speed: int, seed: int) -> SynthResult:
+        # Every run reads synth.json and writes files of its own name.
+        stem = f"nextpnr_speed{speed}" + (f"_seed{seed}" if len(seeds) > 1 else "")
         log(f"nextpnr-ecp5 {part} speed {speed} (seed {seed}) ...")
-        report = work / f"nextpnr_speed{speed}.json"
+        report = work / f"{stem}.json"
         _run([nextpnr, flag, "--package", package, "--speed", str(speed), "--json", "synth.json",
               "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(target_mhz),
               "--seed", str(seed),
               "--report", report.name],
-             work / f"nextpnr_speed{speed}.log", f"nextpnr-ecp5 (speed {speed})")
+             work / f"{stem}.log", f"nextpnr-ecp5 (speed {speed}, seed {seed})")
         rep = json.loads(report.read_text())
         fmax = min(v["achieved"] for v in rep["fmax"].values())
         util = rep.get("utilization", {})
-        results.append(SynthResult(
+        return SynthResult(
             device=part, speed=speed, pe_count=manifest["array"]["pe_count"],
             fmax_mhz=round(float(fmax), 2), target_mhz=target_mhz,
             lut4=cells.get("LUT4", 0), ff=cells.get("TRELLIS_FF", 0),
             mult18=int(util.get("MULT18X18D", {}).get("used", cells.get("MULT18X18D", 0))),
             ebr=int(util.get("DP16KD", {}).get("used", cells.get("DP16KD", 0))),
-            seed=seed, report=str(report)))
-    return results
+            seed=seed, report=str(report))
+
+    runs = [(speed, seed) for speed in speeds for seed in seeds]
+    if jobs == 1 or len(runs) == 1:
+        return [place_and_route(*r) for r in runs]
+    # nextpnr is single-threaded here: independent runs share the cores. A failure stops the
+    # runs not yet started; the running ones finish (their files are discarded with `work`).
+    with ThreadPoolExecutor(max_workers=min(jobs, len(runs))) as pool:
+        futures = [pool.submit(place_and_route, *r) for r in runs]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

@@ -412,8 +412,14 @@ def test_benchmarks_utilization_and_fpga_tables_follow_the_schedule():
                        "subkernel_utilization": round(bench.subkernel_utilization(cfg, length), 4),
                        "bit_exact": row[-1]})
     assert [r["name"] for r in layers] == list(bench.BENCH_LAYERS)
-    fpga = [{"device": r[0], "sources": r[1], "speed": int(r[2]), "pe_count": int(r[3]), "fmax_mhz": float(r[4]),
-             "lut4": int(r[7]), "ff": int(r[8]), "mult18": int(r[9]), "ebr": int(r[10])} for r in quoted_fpga]
+    # the measured cells by their column titles (GOPS and GOPS per DSP are computed)
+    keys = {title: key for key, title in bench._FPGA_COLS}
+    header = [c.strip() for c in _bench_section(fpga_title).splitlines()[0].strip("|").split("|")]
+    assert [keys.get(h) for h in header] == [key for key, _ in bench._FPGA_COLS]
+    types = {"speed": int, "seed": int, "pe_count": int, "fmax_mhz": float, "lut4": int, "ff": int, "mult18": int,
+             "ebr": int}
+    fpga = [{keys[h]: types.get(keys[h], str)(v) for h, v in zip(header, r) if keys[h] not in ("gops", "gops_per_dsp")}
+            for r in quoted_fpga]
     results = {"machine": {"processor": "-", "cpus": 0, "platform": "-", "python": "-"}, "layers": layers,
                "fpga": fpga}
     rendered = bench.to_markdown(results)

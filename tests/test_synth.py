@@ -59,6 +59,38 @@ def test_synth_tiny_design(tmp_path, capsys):
         (work / f"design_{i}.v").read_text() for i in range(len(manifest["verilog_ecp5"]))]
 
 
+def test_synth_over_seeds(tmp_path, capsys):
+    """Several --seed: one netlist, one placement per speed grade and seed (two at once with
+    -j 2), each with files of its own, rows in speed-then-seed order and the spread printed."""
+    out = _tiny(tmp_path)
+    rc = main(["synth", str(out), "--speed", "8", "--seed", "3", "--seed", "1", "-j", "2",
+               "--json", str(tmp_path / "s.json"), "-q"])
+    assert rc == 0
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert [(r["speed"], r["seed"]) for r in rows] == [(8, 3), (8, 1)]
+    assert all(r["fmax_mhz"] > 50 and r["mult18"] == 4 for r in rows)
+    assert len({(r["lut4"], r["ff"]) for r in rows}) == 1  # one netlist
+    text = capsys.readouterr().out
+    worst = min(r["fmax_mhz"] for r in rows)
+    assert f"speed 8 over 2 seeds: worst {worst:.1f} MHz" in text
+    work = out / "synth"
+    assert sorted(p.name for p in work.glob("nextpnr_*.json")) == ["nextpnr_speed8_seed1.json",
+                                                                   "nextpnr_speed8_seed3.json"]
+    for r in rows:
+        report = json.loads((work / f"nextpnr_speed8_seed{r['seed']}.json").read_text())
+        assert min(v["achieved"] for v in report["fmax"].values()) == pytest.approx(r["fmax_mhz"], abs=0.01)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--seed", "2", "--seed", "2"], "each nextpnr seed once"),
+    (["--seed", "1", "--seed", "-1"], "--seed must be an integer from 0"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_synth_refuses_bad_seeds_and_jobs(tmp_path, capsys, argv, message):
+    rc = main(["synth", str(tmp_path / "nowhere"), "-q", *argv])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
 def test_synth_portable_sources(tmp_path):
     """--sources portable reads manifest verilog as it is and lets Yosys infer the memories
     (here LUT RAM: they are small); a block RAM it infers has its output register off

@@ -29,7 +29,10 @@ def register(sub) -> None:
     p.add_argument("--pe-count", type=int, default=64, help="PEs for the utilization runs (default 64)")
     p.add_argument("--fpga-pe-counts", default="16,64,128", help="PE counts to place and route (default 16,64,128)")
     p.add_argument("--speed", type=int, action="append", choices=[6, 7, 8], help="speed grades (default 6 and 8)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+    p.add_argument("--seed", type=int, action="append",
+                   help="nextpnr seed, repeatable: the fpga section places each design once per seed (its "
+                        "Fmax moves by some 10%% from seed to seed), activation and weights use the first "
+                        "(default 1)")
     p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator",
                    help="simulator for the utilization runs (default verilator)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--fpga-pe-counts must be a comma list of integers, got {args.fpga_pe_counts!r}") from None
     log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     results = run_bench(args.work, sections=sections, pe_count=args.pe_count, fpga_pe_counts=pe_counts,
-                        speeds=tuple(args.speed or (6, 8)), seed=args.seed, simulator=args.simulator, log=log)
+                        speeds=tuple(args.speed or (6, 8)), seeds=tuple(args.seed or (1,)), simulator=args.simulator, log=log)
     print(to_text(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
