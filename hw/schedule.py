@@ -109,8 +109,9 @@ class Latencies:
 
 
 #: From this many PEs on, each product passes one more register (in the fabric)
-#: before the adder tree: the DSP blocks then span the whole chip (128 of the
-#: LFE5U-85F's 156), and a DSP's output otherwise crosses it to its first adder.
+#: before the adder tree, and each operand one more before the multiplier: the DSP
+#: blocks then span the whole chip (128 of the LFE5U-85F's 156), and a DSP's output
+#: otherwise crosses it to its first adder, a weight ROM's output to its DSP blocks.
 WIDE_ARRAY_PES = 128
 #: From this many lanes per group on, too: a group's DSP blocks then span a long stretch
 #: of a DSP row, and a product's route to its first adder limited the 64-PE layer.
@@ -129,9 +130,12 @@ def pipeline_latencies(lanes: int, chunks: int, tap_groups: int, rom_words: int,
     tree = tree_stages(lanes)
     chunk = 1 if chunks > 1 else 0
     luts = rom_words <= LUT_ROM_WORDS
-    # Two registers in front of each multiplier (the second one inside the DSP
-    # block), one behind it (the DSP's output register), two on wide arrays.
-    operand, product = 2, 1 + (pe_count >= WIDE_ARRAY_PES or lanes >= WIDE_GROUP_LANES)
+    # Two registers in front of each multiplier (the last one inside the DSP block), three
+    # on wide arrays; one behind it (the DSP's output register), two on wide arrays or
+    # groups. On a wide array a weight ROM's output register otherwise drove its DSP
+    # blocks' inputs across the chip (4.5 ns of routing at 128 PEs).
+    wide = pe_count >= WIDE_ARRAY_PES
+    operand, product = 2 + wide, 1 + (wide or lanes >= WIDE_GROUP_LANES)
     # block-RAM weight ROM read (1, none for a LUT ROM), operand registers,
     # product registers, tree, chunk accumulator, the scatter bank's add (its
     # sum is registered before the write). At least 5: the scatter read is

@@ -299,7 +299,9 @@ def _doc_latencies(sch: Schedule) -> tuple[int, int]:
     lp = _one(r"`Lp = (max\(.+?\))`", text, "Lp")
     rom_bram, rom_lut = _one(r"`rom` (\d) for\s+block-RAM weights, (\d) for LUT ROMs", text, "rom")
     lut_words = int(_one(r"a LUT ROM[^`]*when\s+`T <= (\d+)`", text, "LUT ROM size"))
-    operand = int(_one(r"`operand = (\d+)`", text, "operand"))
+    op_narrow, op_from, op_wide, op_from2 = _one(
+        r"`operand = (\d+)` below (\d+) PEs and `operand = (\d+)` from (\d+) PEs on", text, "operand")
+    assert op_from == op_from2
     narrow, wide_from, wide, wide_from2, wide_lanes = _one(
         r"`product = (\d+)` below (\d+) PEs and `product = (\d+)` from (\d+) PEs on \(and from `R >= (\d+)` lanes on\)",
         text, "product")
@@ -307,7 +309,7 @@ def _doc_latencies(sch: Schedule) -> tuple[int, int]:
     chunk_many, chunk_one = _one(r"`chunk` (\d) when `chunks > 1`, else (\d)", text, "chunk")
     names = {
         "rom": int(rom_lut) if sch.cycles_per_step <= lut_words else int(rom_bram),
-        "operand": operand,
+        "operand": int(op_wide) if sch.pe_count >= int(op_from) else int(op_narrow),
         "product": int(wide) if sch.pe_count >= int(wide_from) or sch.lanes >= int(wide_lanes) else int(narrow),
         "R": sch.lanes,
         "chunk": int(chunk_many) if sch.chunks > 1 else int(chunk_one),
@@ -338,6 +340,8 @@ def test_architecture_pipeline_table_and_latency_names():
     assert int(_one(r"\| Lp - (\d) \| scatter read issued \|", text, "read lead")) == ScatterBank.LEAD
     wide_pes, wide_lanes = _one(r"\| \+1 \(only when `P >= (\d+)` or `R >= (\d+)`\) \|", text, "wide arrays")
     assert (int(wide_pes), int(wide_lanes)) == (schedule.WIDE_ARRAY_PES, schedule.WIDE_GROUP_LANES)
+    wide_operand = _one(r"\| \+1 \(only when `P >= (\d+)`\) \| a third operand register", text, "wide operands")
+    assert int(wide_operand) == schedule.WIDE_ARRAY_PES
     assert int(_one(r"`T <= (\d+)` \(`schedule.LUT_ROM_WORDS`\)", text, "LUT ROM")) == schedule.LUT_ROM_WORDS
     fields = {f.name for f in dataclasses.fields(Latencies)}
     # `Latencies.operand`, `.product`, ...: each a field of Schedule.latency

@@ -46,7 +46,7 @@ CONFIGS = {
                                         activation="relu", in_channels=3),
                                    dict(input="ufixed<6,2,RND,SAT>", output="ufixed<8,4,RND_CONV,SAT_SYM>"),
                                    4, ("random", "random")),
-    # 128 PEs: products pass a second register (hw.schedule.WIDE_ARRAY_PES)
+    # 128 PEs: products pass a second register, operands a third (hw.schedule.WIDE_ARRAY_PES)
     "wide-array-128-pes": (dict(filters=4, kernel_size=3, strides=2, padding="same", activation="relu",
                                 in_channels=4), {}, 128, ("random", "bursty")),
     # `same` cropping lets the last output leave 74 cycles before the array is idle: isolated
