@@ -428,13 +428,19 @@ _SIM_COLS = [("simulator", "simulator"), ("engine", "engine"), ("layer", "layer"
 
 
 def _with_gops(results: dict) -> list[dict]:
-    """Effective GOPS = 2 x PEs x Fmax x utilization (utilization of the FPGA layer at 64 PEs),
-    and GOPS per MULT18X18D."""
-    util = {r["name"]: r["utilization"] for r in results.get("layers", [])}.get(FPGA_LAYER)
+    """Effective GOPS = 2 x useful MACs of a FPGA_LAYER frame x Fmax / the frame's cycles at the
+    row's PE count (the schedule's cycle model, which the RTL meets to the cycle: the layers
+    section and the RTL tests hold every simulation to it), and GOPS per MULT18X18D. So the
+    fpga section needs no simulation of its own."""
+    from tconv.hw.schedule import Schedule
+
+    cfg, length = _config(FPGA_LAYER)
+    macs = cfg.useful_macs(length)
     rows = []
     for r in results.get("fpga", []):
-        gops = round(2 * r["pe_count"] * r["fmax_mhz"] * util / 1000, 1) if util else None
-        per_dsp = round(gops / r["mult18"], 3) if gops and r.get("mult18") else None
+        cycles = Schedule.plan(cfg, r["pe_count"]).frame_cycles(length)
+        gops = round(2 * macs * r["fmax_mhz"] / cycles / 1000, 1)
+        per_dsp = round(gops / r["mult18"], 3) if r.get("mult18") else None
         rows.append({**r, "gops": gops, "gops_per_dsp": per_dsp})
     return rows
 
